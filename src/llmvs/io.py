@@ -1,0 +1,72 @@
+"""Atomic file writing and small readers shared by every stage.
+
+A killed job must never leave a file that looks complete, so every writer goes through
+`atomic_path`: write to a temporary sibling, then rename over the target.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from llmvs import LlmvsError
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path next to `target`; rename it onto `target` only on success."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_parquet(table: pa.Table, path: str | os.PathLike, metadata: dict | None = None) -> None:
+    """Write `table` as zstd Parquet atomically; `metadata` values are stored as JSON strings."""
+    if metadata:
+        merged = dict(table.schema.metadata or {})
+        merged.update({k.encode(): json.dumps(v).encode() for k, v in metadata.items()})
+        table = table.replace_schema_metadata(merged)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, compression="zstd")
+
+
+def write_text(text: str, path: str | os.PathLike) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def read_parquet(path: str | os.PathLike, what: str = "table") -> pa.Table:
+    """Read a Parquet file, turning a missing or unreadable file into a clear error."""
+    path = Path(path)
+    if not path.exists():
+        raise LlmvsError(f"{path}: missing {what}")
+    try:
+        return pq.read_table(path)
+    except (pa.ArrowInvalid, OSError) as err:
+        raise LlmvsError(f"{path}: not a readable Parquet file ({err})") from None
+
+
+def table_metadata(table: pa.Table) -> dict:
+    """Decode the JSON metadata written by `write_parquet` (and by the Arrow writers)."""
+    meta = table.schema.metadata or {}
+    out = {}
+    for k, v in meta.items():
+        try:
+            out[k.decode()] = json.loads(v)
+        except (ValueError, UnicodeDecodeError):
+            continue
+    return out
