@@ -25,6 +25,38 @@ def _shots(a):
               video=a.video, shot_seconds=a.shot_seconds, min_shot_seconds=a.min_shot_seconds)
 
 
+def _frames(a):
+    from llmvs.video import decode_frames
+
+    decode_frames(a.video, a.out, max_side=a.max_side)
+
+
+def _captions(a):
+    from llmvs.captioning import run_captions
+
+    run_captions(a.out, a.backend, frames=a.frames, annotations=a.annotations, video=a.video,
+                 source=a.source, model_dir=a.model, captioner=a.captioner, batch_size=a.batch_size)
+
+
+def _prompts(a):
+    from pathlib import Path
+
+    from llmvs.prompting import PromptRunner
+
+    pairs = list(zip(a.captions, a.out))
+    if len(a.captions) != len(a.out):
+        raise LlmvsError(f"{len(a.captions)} --captions files for {len(a.out)} --out files")
+    todo = [(c, o) for c, o in pairs if a.overwrite or not Path(o).exists()]  # resumable batch runs
+    if not todo:
+        return
+    runner = PromptRunner(a.llm, a.exemplars, a.dataset, a.seed, a.path, a.dtype, a.batch_size,
+                          a.max_new_tokens, a.threads, a.data_dir)
+    for c, o in todo:
+        meta = runner.run(c, o, token_states=Path(o).with_suffix(".tokens.parquet") if a.token_states else None)
+        print(f"{o}: {meta['video']} {meta['n_unparsed_answers']} unparsed answer(s), "
+              f"{meta['n_fallback_windows']} fallback window(s)")
+
+
 def _human(a):
     from llmvs.human import write_human_table
 
@@ -52,6 +84,41 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--min-shot-seconds", type=float, default=1.0)
     s.add_argument("--out", required=True)
     s.set_defaults(func=_shots)
+
+    s = sub.add_parser("frames", help="decode every 15th frame -> frames/{video}.parquet")
+    s.add_argument("video", help="input video file")
+    s.add_argument("--max-side", type=int, default=640, help="downscale so the longer side is at most this")
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=_frames)
+
+    s = sub.add_parser("captions", help="one caption per sampled frame -> captions/{captioner}/{video}.parquet")
+    s.add_argument("--backend", required=True, choices=["import", "transformers", "vllm"])
+    s.add_argument("--frames", help="frames Parquet (model backends; import: gives the picks)")
+    s.add_argument("--annotations", help="annotations.parquet (import for a benchmark video)")
+    s.add_argument("--video", help="video key (benchmark) or caption-file key")
+    s.add_argument("--source", help="import: caption JSON (shipped format) or CSV frame_index,caption")
+    s.add_argument("--model", help="local model folder (transformers / vllm)")
+    s.add_argument("--captioner", help="captioner id stored in the file (default: source or model name)")
+    s.add_argument("--batch-size", type=int, default=8)
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=_captions)
+
+    s = sub.add_parser("prompts", help="LLM window scoring + hidden states -> embeddings/.../{video}.arrow")
+    s.add_argument("--captions", nargs="+", required=True, help="captions Parquet file(s)")
+    s.add_argument("--out", nargs="+", required=True, help="one .arrow per captions file")
+    s.add_argument("--llm", default="smollm2", help="'smollm2' (shipped) or a local HF model folder")
+    s.add_argument("--dataset", help="benchmark of these videos (chooses the other one's exemplars)")
+    s.add_argument("--exemplars", default="auto", help="auto | summe | tvsum | none | exemplars.json")
+    s.add_argument("--seed", type=int, default=0, help="exemplar seed")
+    s.add_argument("--path", default="fast", choices=["fast", "plain"])
+    s.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    s.add_argument("--batch-size", type=int, default=8)
+    s.add_argument("--max-new-tokens", type=int, default=8)
+    s.add_argument("--threads", type=int, help="torch CPU threads")
+    s.add_argument("--token-states", action="store_true", help="also write token-level states (.tokens.parquet)")
+    s.add_argument("--overwrite", action="store_true", help="recompute files that exist")
+    s.add_argument("--data-dir")
+    s.set_defaults(func=_prompts)
 
     s = sub.add_parser("human", help="human agreement baseline (pairwise leave-one-out) -> CSV")
     s.add_argument("--datasets", nargs="+", default=["summe", "tvsum"], choices=["summe", "tvsum"])

@@ -55,9 +55,13 @@ def read_parquet(path: str | os.PathLike, what: str = "table") -> pa.Table:
     if not path.exists():
         raise LlmvsError(f"{path}: missing {what}")
     try:
-        return pq.read_table(path)
+        pf = pq.ParquetFile(path)
+        table = pf.read()
     except (pa.ArrowInvalid, OSError) as err:
         raise LlmvsError(f"{path}: not a readable Parquet file ({err})") from None
+    # key-values added after the schema (streamed writers) live in the file footer
+    footer = {k: v for k, v in (pf.metadata.metadata or {}).items() if not k.startswith(b"ARROW:")}
+    return table.replace_schema_metadata({**footer, **(table.schema.metadata or {})})
 
 
 def table_metadata(table: pa.Table) -> dict:

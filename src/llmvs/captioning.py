@@ -1,0 +1,171 @@
+"""The `captions` stage: one sentence per sampled frame, one Parquet per video.
+
+Backends:
+- `import`: captions someone already made, from a JSON in the shipped format
+  (`{video: {"picks": [...], "captions": [...]}}` or one video's `{"picks", "captions"}`) or a CSV
+  with columns `frame_index,caption`; checked against the video's picks.
+- `transformers`: a local HF image-to-text / LLaVA-style model folder, prompt "Provide a detailed
+  one-sentence description", at most 77 new tokens, batched.
+- `vllm`: the same prompt served by vLLM (LLaVA-1.5-7B or any vLLM vision-language model folder);
+  vllm is imported only here and lives in its own environment (envs/vllm.yaml).
+
+Output columns: frame_index, caption; file metadata: captioner, video, n_frames, fps.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from llmvs import LlmvsError
+
+PROMPT = "Provide a detailed one-sentence description"
+MAX_NEW_TOKENS = 77
+
+
+def _check_captions(source, picks: np.ndarray, frame_index, captions) -> None:
+    if len(captions) != len(picks):
+        raise LlmvsError(f"{source}: {len(captions)} captions for {len(picks)} sampled frames")
+    if not np.array_equal(np.asarray(frame_index, np.int64), picks):
+        raise LlmvsError(f"{source}: caption frame indices do not match the sampled frames (0, 15, 30, ...)")
+    empty = [int(f) for f, c in zip(frame_index, captions) if not isinstance(c, str) or not c.strip()]
+    if empty:
+        raise LlmvsError(f"{source}: missing caption for frame(s) {empty[:5]}")
+
+
+def read_caption_file(path, picks: np.ndarray, key: str | None = None) -> list[str]:
+    """Captions for one video from a JSON (shipped format) or CSV file, validated against `picks`."""
+    path = Path(path)
+    if not path.exists():
+        raise LlmvsError(f"{path}: captions file not found")
+    if path.suffix.lower() == ".csv":
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+        if not rows or not {"frame_index", "caption"} <= set(rows[0]):
+            raise LlmvsError(f"{path}: expected CSV columns frame_index,caption")
+        try:
+            frame_index = [int(r["frame_index"]) for r in rows]
+        except ValueError:
+            raise LlmvsError(f"{path}: frame_index must be integers") from None
+        captions = [r["caption"] for r in rows]
+    else:
+        from llmvs.datasets import load_caption_json
+
+        data = load_caption_json(path)
+        if "captions" not in data:
+            if key not in data:
+                raise LlmvsError(f"{path}: no captions for video {key!r}")
+            data = data[key]
+        captions = data["captions"]
+        frame_index = data.get("picks", list(picks[: len(captions)]))
+    _check_captions(path, picks, frame_index, captions)
+    return captions
+
+
+def write_captions(out, frame_index, captions, *, captioner: str, video: str, n_frames: int, fps: float) -> None:
+    from llmvs.io import write_parquet
+
+    table = pa.table({"frame_index": pa.array(frame_index, pa.int64()), "caption": pa.array(captions, pa.string())})
+    write_parquet(table, out, metadata={"captioner": captioner, "video": video, "n_frames": n_frames, "fps": fps})
+
+
+def read_captions(path) -> tuple[np.ndarray, list[str], dict]:
+    """(frame_index, captions, metadata) from a captions Parquet."""
+    from llmvs.io import read_parquet, table_metadata
+
+    table = read_parquet(path, "captions")
+    if not {"frame_index", "caption"} <= set(table.column_names):
+        raise LlmvsError(f"{path}: not a captions file (needs frame_index, caption)")
+    return table.column("frame_index").to_numpy(), table.column("caption").to_pylist(), table_metadata(table)
+
+
+def _images(frames_table) -> list:
+    from PIL import Image
+
+    return [Image.open(io.BytesIO(b)).convert("RGB") for b in frames_table.column("jpeg").to_pylist()]
+
+
+def caption_transformers(images, model_dir, batch_size: int = 8, max_new_tokens: int = MAX_NEW_TOKENS,
+                         device: str | None = None) -> list[str]:
+    """Greedy captions from a local HF vision-language model (LLaVA-style chat or plain image-to-text)."""
+    import torch
+    from tqdm import tqdm
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    if not (Path(model_dir) / "config.json").exists():
+        raise LlmvsError(f"{model_dir}: not a local Hugging Face model directory")
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    proc = AutoProcessor.from_pretrained(model_dir)
+    model = AutoModelForImageTextToText.from_pretrained(model_dir).to(device).eval()
+    tok = getattr(proc, "tokenizer", proc)
+    tok.padding_side = "left"  # batched generation continues every row from its last real token
+    if getattr(proc, "chat_template", None):
+        msgs = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": PROMPT}]}]
+        prompt = proc.apply_chat_template(msgs, add_generation_prompt=True)
+    else:  # the LLaVA-1.5 conversation format
+        prompt = f"USER: <image>\n{PROMPT} ASSISTANT:"
+    out = []
+    for i in tqdm(range(0, len(images), batch_size), desc="captions", unit="batch"):
+        batch = images[i:i + batch_size]
+        inputs = proc(images=batch, text=[prompt] * len(batch), return_tensors="pt", padding=True).to(device)
+        with torch.no_grad():
+            gen = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
+        new = gen[:, inputs["input_ids"].shape[1]:]
+        out += [t.strip() for t in proc.batch_decode(new, skip_special_tokens=True)]
+    return out
+
+
+def caption_vllm(images, model_dir, max_new_tokens: int = MAX_NEW_TOKENS) -> list[str]:
+    """Greedy captions served by vLLM (lazy import: vllm lives in its own environment)."""
+    try:
+        from vllm import LLM, SamplingParams
+    except ImportError:
+        raise LlmvsError("the vllm captioner needs vLLM: use the envs/vllm.yaml environment") from None
+    llm = LLM(model=str(model_dir), limit_mm_per_prompt={"image": 1})
+    prompt = f"USER: <image>\n{PROMPT} ASSISTANT:"
+    params = SamplingParams(temperature=0.0, max_tokens=max_new_tokens)
+    outs = llm.generate([{"prompt": prompt, "multi_modal_data": {"image": im}} for im in images], params)
+    return [o.outputs[0].text.strip() for o in outs]
+
+
+def run_captions(out, backend: str, *, frames=None, annotations=None, video=None, source=None,
+                 model_dir=None, captioner: str | None = None, batch_size: int = 8) -> None:
+    """The `captions` stage for one video."""
+    from llmvs.io import read_parquet, table_metadata
+
+    if backend == "import":
+        if annotations:
+            from llmvs.datasets import read_annotations
+
+            videos = read_annotations(annotations)
+            if video not in videos:
+                raise LlmvsError(f"{annotations}: no video {video!r}")
+            v = videos[video]
+            picks, n_frames, fps, key = v.picks, v.n_frames, v.fps, v.caption_key
+        elif frames:
+            table = read_parquet(frames, "frames")
+            meta = table_metadata(table)
+            picks, n_frames, fps, key = table.column("frame_index").to_numpy(), meta["n_frames"], meta["fps"], video
+        else:
+            raise LlmvsError("captions --backend import needs --annotations/--video or --frames")
+        if not source:
+            raise LlmvsError("captions --backend import needs --source FILE")
+        caps = read_caption_file(source, picks, key)
+        write_captions(out, picks, caps, captioner=captioner or f"import:{Path(source).name}",
+                       video=video or Path(frames).stem, n_frames=n_frames, fps=fps)
+        return
+    if backend not in ("transformers", "vllm"):
+        raise LlmvsError(f"unknown captions backend {backend!r}: import, transformers or vllm")
+    if not frames or not model_dir:
+        raise LlmvsError(f"captions --backend {backend} needs --frames and --model")
+    table = read_parquet(frames, "frames")
+    meta = table_metadata(table)
+    images = _images(table)
+    caps = (caption_transformers(images, model_dir, batch_size) if backend == "transformers"
+            else caption_vllm(images, model_dir))
+    write_captions(out, table.column("frame_index").to_numpy(), caps, captioner=captioner or Path(model_dir).name,
+                   video=meta.get("video", Path(frames).stem), n_frames=meta["n_frames"], fps=meta["fps"])
