@@ -89,6 +89,20 @@ def _images(frames_table) -> list:
     return [Image.open(io.BytesIO(b)).convert("RGB") for b in frames_table.column("jpeg").to_pylist()]
 
 
+def vlm_prompt(proc) -> str:
+    """The processor's own chat prompt with one image, else the LLaVA-1.5 conversation format."""
+    image_token = getattr(proc, "image_token", "<image>")
+    if getattr(proc, "chat_template", None):
+        msgs = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": PROMPT}]}]
+        try:
+            prompt = proc.apply_chat_template(msgs, add_generation_prompt=True)
+            if image_token in prompt:
+                return prompt
+        except Exception:  # a text-only template (no image parts): use the LLaVA-1.5 format
+            pass
+    return f"USER: {image_token}\n{PROMPT} ASSISTANT:"
+
+
 def caption_transformers(images, model_dir, batch_size: int = 8, max_new_tokens: int = MAX_NEW_TOKENS,
                          device: str | None = None) -> list[str]:
     """Greedy captions from a local HF vision-language model (LLaVA-style chat or plain image-to-text)."""
@@ -103,11 +117,7 @@ def caption_transformers(images, model_dir, batch_size: int = 8, max_new_tokens:
     model = AutoModelForImageTextToText.from_pretrained(model_dir).to(device).eval()
     tok = getattr(proc, "tokenizer", proc)
     tok.padding_side = "left"  # batched generation continues every row from its last real token
-    if getattr(proc, "chat_template", None):
-        msgs = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": PROMPT}]}]
-        prompt = proc.apply_chat_template(msgs, add_generation_prompt=True)
-    else:  # the LLaVA-1.5 conversation format
-        prompt = f"USER: <image>\n{PROMPT} ASSISTANT:"
+    prompt = vlm_prompt(proc)
     out = []
     for i in tqdm(range(0, len(images), batch_size), desc="captions", unit="batch"):
         batch = images[i:i + batch_size]

@@ -57,6 +57,41 @@ def _prompts(a):
               f"{meta['n_fallback_windows']} fallback window(s)")
 
 
+def _train(a):
+    import json
+
+    from llmvs.train import TrainConfig, train_split
+
+    cfg = TrainConfig.from_dict(json.loads(a.run_config) if a.run_config.lstrip().startswith("{")
+                                else json.loads(open(a.run_config).read()))
+    train_split(a.annotations, a.embeddings_dir, a.splits, a.split, cfg, a.out_dir, a.shots_dir, a.threads)
+
+
+def _evaluate(a):
+    from llmvs.scoring import evaluate_split
+
+    rows = evaluate_split(a.annotations, a.splits, a.split, a.method, a.out_dir, embeddings_dir=a.embeddings_dir,
+                          model_path=a.model, shots_dir=a.shots_dir, seed=a.seed)
+    for r in rows:
+        print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in r.items()))
+
+
+def _aggregate(a):
+    from llmvs.report import aggregate
+
+    aggregate(a.metrics, a.out_dir, a.human)
+
+
+def _bench(a):
+    from llmvs.bench import bench_prompts, write_bench
+
+    result = bench_prompts(a.windows, a.batch_size, a.threads, bf16=not a.no_bf16)
+    write_bench(result, a.out)
+    print(f"plain {result['naive_windows_per_s']:.2f} windows/s, fast {result['fast_windows_per_s']:.2f} "
+          f"({result['speedup']:.1f}x, {100 * result['fraction_of_peak']:.0f} % of the fp32 matmul peak)"
+          + (f", bf16 {result['bf16_windows_per_s']:.2f} ({result['bf16_speedup']:.1f}x)" if "bf16_speedup" in result else ""))
+
+
 def _human(a):
     from llmvs.human import write_human_table
 
@@ -119,6 +154,45 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--overwrite", action="store_true", help="recompute files that exist")
     s.add_argument("--data-dir")
     s.set_defaults(func=_prompts)
+
+    s = sub.add_parser("train", help="fit the global aggregator on one split -> model.pt, train_log.csv")
+    s.add_argument("--annotations", required=True)
+    s.add_argument("--embeddings-dir", required=True)
+    s.add_argument("--splits", required=True, help="splits JSON")
+    s.add_argument("--split", type=int, required=True)
+    s.add_argument("--run-config", required=True, help="JSON file or inline JSON of training keys")
+    s.add_argument("--shots-dir", help="shots of the videos (needed for val_rho/test_rho selection on SumMe)")
+    s.add_argument("--threads", type=int)
+    s.add_argument("--out-dir", required=True)
+    s.set_defaults(func=_train)
+
+    s = sub.add_parser("evaluate", help="scores + tau/rho/F1 of a split's test videos -> metrics.csv")
+    s.add_argument("--annotations", required=True)
+    s.add_argument("--splits", required=True)
+    s.add_argument("--split", type=int, required=True)
+    s.add_argument("--method", required=True, choices=["model", "zero_shot", "random", "oracle"])
+    s.add_argument("--model", help="model.pt (method model)")
+    s.add_argument("--embeddings-dir", help="embeddings folder (methods model, zero_shot)")
+    s.add_argument("--shots-dir", required=True)
+    s.add_argument("--seed", type=int, default=0, help="seed of the random control")
+    s.add_argument("--out-dir", required=True)
+    s.set_defaults(func=_evaluate)
+
+    s = sub.add_parser("aggregate", help="all metrics -> metrics.csv, summary.csv, summary.png")
+    s.add_argument("--metrics", nargs="+", required=True, help=".../{dataset}/runs/{run}/split{N}/metrics.csv")
+    s.add_argument("--human", help="human.csv from `llmvs human`")
+    s.add_argument("--out-dir", required=True)
+    s.set_defaults(func=_aggregate)
+
+    s = sub.add_parser("bench", help="speed benchmarks (written to JSON)")
+    bsub = s.add_subparsers(dest="what", required=True)
+    b = bsub.add_parser("prompts", help="LLM stage: plain vs shared-prefix fast path, fp32 and bf16")
+    b.add_argument("--windows", type=int, default=64)
+    b.add_argument("--batch-size", type=int, default=8)
+    b.add_argument("--threads", type=int)
+    b.add_argument("--no-bf16", action="store_true")
+    b.add_argument("--out", required=True)
+    b.set_defaults(func=_bench)
 
     s = sub.add_parser("human", help="human agreement baseline (pairwise leave-one-out) -> CSV")
     s.add_argument("--datasets", nargs="+", default=["summe", "tvsum"], choices=["summe", "tvsum"])

@@ -19,6 +19,10 @@ import pyarrow.parquet as pq
 from llmvs import LlmvsError
 
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to `target`; rename it onto `target` only on success."""
@@ -29,6 +33,7 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(tmp)
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give them the usual mode
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)

@@ -193,9 +193,15 @@ class WindowScorer:
         return DynamicCache(ddp_cache_data=[(k.expand(batch, -1, -1, -1), v.expand(batch, -1, -1, -1))
                                             for k, v in self._prefix_kv], config=self.model.config)
 
-    def fast(self, window_texts: list[str]) -> list[WindowResult]:
-        """Score many windows; results in input order. Identical windows are computed once."""
-        unique = list(dict.fromkeys(window_texts))
+    def fast(self, window_texts: list[str], progress=None) -> list[WindowResult]:
+        """Score many windows; results in input order. Identical windows are computed once.
+
+        `progress` (a tqdm bar, optional) advances by the number of windows each batch covers.
+        """
+        from collections import Counter
+
+        counts = Counter(window_texts)
+        unique = list(counts)
         encoded = {w: self.b.encode(self.b.query_text(w)) for w in unique}
         order = sorted(unique, key=lambda w: len(encoded[w]))  # similar lengths -> little padding
         done: dict[str, WindowResult] = {}
@@ -203,6 +209,8 @@ class WindowScorer:
             chunk = order[i:i + self.batch_size]
             for w, r in zip(chunk, self._fast_batch([encoded[w] for w in chunk])):
                 done[w] = r if r is not None else self.plain(w)
+            if progress is not None:
+                progress.update(sum(counts[w] for w in chunk))
         return [done[w] for w in window_texts]
 
     def _fast_batch(self, queries: list[list[int]]) -> list[WindowResult | None]:
@@ -396,10 +404,8 @@ class PromptRunner:
         wins = self.windows(captions)
         if self.path == "fast":
             self.builder.check_split(wins[0])
-            results = []
-            chunk = 64 * self.scorer.batch_size
-            for i in tqdm(range(0, len(wins), chunk), desc=f"prompts {cmeta.get('video', '')}", unit="chunk"):
-                results += self.scorer.fast(wins[i:i + chunk])
+            with tqdm(total=len(wins), desc=f"prompts {cmeta.get('video', '')}", unit="window") as bar:
+                results = self.scorer.fast(wins, progress=bar)
         else:
             results = [self.scorer.plain(w) for w in tqdm(wins, desc="prompts (plain)", unit="window")]
         scores = np.array([parse_score(r.answer) for r in results])

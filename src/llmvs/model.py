@@ -1,0 +1,90 @@
+"""The global aggregator: the only trained part of LLMVS.
+
+Per step: the chosen LLM features (max-pooled over tokens; `qa` = max over the query and answer
+tokens together) -> Linear(D -> M) + LayerNorm -> Transformer encoder over the T steps of the
+video (3 layers, 2 heads, post-norm, no positional encoding: as the authors' code) -> MLP head
+(M -> M/2 -> M/4 -> M/8 -> M/16 -> 1, i.e. 2048 -> 1024 -> 512 -> 256 -> 128 -> 1 at the paper's
+M = 2048, LayerNorms after the 1st and 3rd layers) -> sigmoid: one score per step.
+`aggregator="mlp"` drops the encoder (the paper's "w/o SA" ablation).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+FEATURES = ("qa", "q", "a")
+AGGREGATORS = ("attention", "mlp")
+
+
+@dataclass
+class ModelConfig:
+    input_dim: int
+    features: str = "qa"
+    aggregator: str = "attention"
+    d_model: int = 2048
+    layers: int = 3
+    heads: int = 2
+    dim_feedforward: int = 2048  # PyTorch's default, as in the authors' code
+    dropout: float = 0.1
+    positional_encoding: bool = False  # parity: the authors' encoder has none
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def select_features(q: np.ndarray, a: np.ndarray, features: str) -> np.ndarray:
+    """[T, D] model input: max-pool over the query and/or answer tokens (each stored pooled)."""
+    if features == "qa":
+        return np.maximum(q, a)
+    if features == "q":
+        return q
+    if features == "a":
+        return a
+    raise ValueError(f"unknown features {features!r}: expected one of {FEATURES}")
+
+
+def _sinusoid(t: int, d: int, device) -> torch.Tensor:
+    pos = torch.arange(t, device=device, dtype=torch.float32)[:, None]
+    div = torch.exp(torch.arange(0, d, 2, device=device, dtype=torch.float32) * (-math.log(10000.0) / d))
+    pe = torch.zeros(t, d, device=device)
+    pe[:, 0::2] = torch.sin(pos * div)
+    pe[:, 1::2] = torch.cos(pos * div[: d // 2])
+    return pe
+
+
+class GlobalAggregator(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        if cfg.aggregator not in AGGREGATORS:
+            raise ValueError(f"unknown aggregator {cfg.aggregator!r}: expected one of {AGGREGATORS}")
+        self.cfg = cfg
+        m = cfg.d_model
+        self.proj = nn.Sequential(nn.Linear(cfg.input_dim, m), nn.LayerNorm(m))
+        self.encoder = None
+        if cfg.aggregator == "attention":
+            layer = nn.TransformerEncoderLayer(m, cfg.heads, cfg.dim_feedforward, cfg.dropout, batch_first=True)
+            self.encoder = nn.TransformerEncoder(layer, cfg.layers, enable_nested_tensor=False)
+        h = [max(m // 2 ** k, 8) for k in range(1, 5)]
+        self.head = nn.Sequential(
+            nn.Linear(m, h[0]), nn.LayerNorm(h[0]), nn.ReLU(),
+            nn.Linear(h[0], h[1]), nn.ReLU(),
+            nn.Linear(h[1], h[2]), nn.LayerNorm(h[2]), nn.ReLU(),
+            nn.Linear(h[2], h[3]), nn.ReLU(),
+            nn.Linear(h[3], 1), nn.Sigmoid())
+        for p in self.parameters():  # parity: Xavier-uniform on every matrix, as the authors' code
+            if p.dim() > 1:
+                nn.init.xavier_uniform_(p)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: [B, T, D] -> scores [B, T] in (0, 1)."""
+        z = self.proj(x)
+        if self.cfg.positional_encoding:
+            z = z + _sinusoid(z.shape[1], z.shape[2], z.device)
+        if self.encoder is not None:
+            z = self.encoder(z)
+        return self.head(z).squeeze(-1)

@@ -1,0 +1,108 @@
+"""The `aggregate` stage: one results table for every dataset x run x split, beside the paper.
+
+`metrics.csv`: dataset, run, split, n_videos, tau, rho, f1 (means over the split's test videos).
+`summary.csv`: mean and std over splits per dataset x run (source = measured), our human
+baseline (measured), and the paper's published rows (source = published).
+`summary.png`: the same as a chart.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from llmvs import LlmvsError
+
+# LLMVS paper (CVPR 2025), Kendall tau / Spearman rho.
+PUBLISHED = [
+    ("Human", "summe", .205, .213), ("Human", "tvsum", .177, .204),
+    ("LLM zero-shot", "summe", .170, .189), ("LLM zero-shot", "tvsum", .051, .056),
+    ("CSTA", "summe", .246, .274), ("CSTA", "tvsum", .194, .255),
+    ("LLMVS", "summe", .253, .282), ("LLMVS", "tvsum", .211, .275),
+    ("LLMVS a only", "summe", .233, .260), ("LLMVS q only", "summe", .238, .265),
+    ("LLMVS q+a, MLP instead of attention", "summe", .182, .203),
+]
+_PATH = re.compile(r"(?P<dataset>[^/]+)/runs/(?P<run>[^/]+)/split(?P<split>\d+)/metrics\.csv$")
+
+
+def collect_metrics(paths) -> "pd.DataFrame":
+    import pandas as pd
+
+    rows = []
+    for p in paths:
+        m = _PATH.search(Path(p).as_posix())
+        if not m:
+            raise LlmvsError(f"{p}: expected .../{{dataset}}/runs/{{run}}/split{{N}}/metrics.csv")
+        frame = pd.read_csv(p)
+        if frame.empty:
+            raise LlmvsError(f"{p}: no videos")
+        row = {"dataset": m["dataset"], "run": m["run"], "split": int(m["split"]), "n_videos": len(frame)}
+        for col in ("tau", "rho", "f1"):
+            row[col] = float(frame[col].mean()) if col in frame else np.nan
+        rows.append(row)
+    return pd.DataFrame(rows).sort_values(["dataset", "run", "split"]).reset_index(drop=True)
+
+
+def summarize(metrics, human=None) -> "pd.DataFrame":
+    import pandas as pd
+
+    rows = []
+    for (dataset, run), g in metrics.groupby(["dataset", "run"], sort=True):
+        row = {"dataset": dataset, "row": run, "source": "measured", "n_splits": len(g)}
+        for col in ("tau", "rho", "f1"):
+            row[f"{col}_mean"] = g[col].mean()
+            row[f"{col}_std"] = g[col].std(ddof=0)
+        rows.append(row)
+    if human is not None:
+        for dataset, g in human[human.video == "mean"].groupby("dataset"):
+            rows.append({"dataset": dataset, "row": "human (all videos)", "source": "measured",
+                         "tau_mean": float(g.tau.iloc[0]), "rho_mean": float(g.rho.iloc[0])})
+    for name, dataset, tau, rho in PUBLISHED:
+        rows.append({"dataset": dataset, "row": name, "source": "published", "tau_mean": tau, "rho_mean": rho})
+    return pd.DataFrame(rows)
+
+
+def plot_summary(summary, out) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from llmvs.io import atomic_path
+
+    datasets = sorted(summary.dataset.unique())
+    fig, axes = plt.subplots(1, len(datasets), figsize=(7 * len(datasets), 0.5 + 0.32 * summary.groupby("dataset").size().max()),
+                             squeeze=False)
+    for ax, ds in zip(axes[0], datasets):
+        g = summary[summary.dataset == ds].iloc[::-1]
+        y = np.arange(len(g))
+        colors = ["tab:blue" if s == "measured" else "tab:grey" for s in g.source]
+        ax.barh(y + 0.2, g.tau_mean, 0.4, color=colors, alpha=0.9, label="Kendall τ",
+                xerr=g.get("tau_std", None), error_kw={"lw": 0.8})
+        ax.barh(y - 0.2, g.rho_mean, 0.4, color=colors, alpha=0.5, label="Spearman ρ",
+                xerr=g.get("rho_std", None), error_kw={"lw": 0.8})
+        ax.set_yticks(y, [f"{r}{' (paper)' if s == 'published' else ''}" for r, s in zip(g.row, g.source)], fontsize=8)
+        ax.axvline(0, color="black", lw=0.6)
+        ax.set_title(f"{ds}: ours (blue, mean ± std over 5 splits) vs published (grey)", fontsize=9)
+        ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+
+
+def aggregate(metric_files, out_dir, human_csv=None) -> None:
+    import pandas as pd
+
+    from llmvs.io import atomic_path
+
+    metrics = collect_metrics(metric_files)
+    human = pd.read_csv(human_csv) if human_csv else None
+    summary = summarize(metrics, human)
+    out_dir = Path(out_dir)
+    for frame, name in ((metrics, "metrics.csv"), (summary, "summary.csv")):
+        with atomic_path(out_dir / name) as tmp:
+            frame.to_csv(tmp, index=False, float_format="%.4f")
+    plot_summary(summary, out_dir / "summary.png")

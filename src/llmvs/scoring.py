@@ -1,0 +1,81 @@
+"""The `evaluate` stage: step scores for every test video of a split, and their metrics.
+
+Methods: `model` (a trained checkpoint), `zero_shot` (the LLM's parsed answer scores, no
+training; unparsable answers take the video's median answer), and two controls that calibrate
+the protocol under the same shots: `random` (seeded uniform scores) and `oracle` (the
+ground-truth gtscore itself: the ceiling reachable with these shots).
+
+Writes `scores.parquet` (video, frame_index, score) and `metrics.csv` (video, n_steps, tau, rho, f1).
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from llmvs import LlmvsError
+
+METHODS = ("model", "zero_shot", "random", "oracle")
+
+
+def zero_shot_scores(answer_scores: np.ndarray) -> np.ndarray:
+    s = np.asarray(answer_scores, dtype=np.float64)
+    if np.all(np.isnan(s)):
+        return np.zeros_like(s)
+    return np.where(np.isnan(s), np.nanmedian(s), s)
+
+
+def evaluate_split(annotations, splits_file, split: int, method: str, out_dir, *, embeddings_dir=None,
+                   model_path=None, shots_dir=None, seed: int = 0) -> list[dict]:
+    import pandas as pd
+    import pyarrow as pa
+
+    from llmvs.datasets import read_annotations
+    from llmvs.io import atomic_path, write_parquet
+    from llmvs.prompting import read_embeddings
+    from llmvs.shots import read_shots
+    from llmvs.train import load_model, load_video_features, predict, video_metrics
+
+    if method not in METHODS:
+        raise LlmvsError(f"unknown evaluation method {method!r}: expected one of {METHODS}")
+    videos = read_annotations(annotations)
+    splits = json.loads(Path(splits_file).read_text())
+    if not 0 <= split < len(splits):
+        raise LlmvsError(f"{splits_file}: no split {split}")
+    test_keys = splits[split]["test_keys"]
+    model = ckpt = None
+    if method == "model":
+        model, ckpt = load_model(model_path)
+        leaked = sorted(set(ckpt.get("fit_keys", [])) & set(test_keys))
+        if leaked:
+            raise LlmvsError(f"{model_path}: trained on test videos {leaked[:5]}")
+    rows, score_rows = [], []
+    for key in test_keys:
+        v = videos[key]
+        if method == "model":
+            scores = predict(model, load_video_features(embeddings_dir, v, ckpt["model_config"]["features"]))
+        elif method == "zero_shot":
+            frame_index, _, _, answers, _ = read_embeddings(Path(embeddings_dir) / f"{key}.arrow")
+            if len(frame_index) != v.n_steps:
+                raise LlmvsError(f"{embeddings_dir}/{key}.arrow: {len(frame_index)} steps, {key} has {v.n_steps}")
+            scores = zero_shot_scores(answers)
+        elif method == "random":
+            rng = np.random.default_rng([seed, zlib.crc32(key.encode())])  # same per video whatever the split
+            scores = rng.random(v.n_steps)
+        else:
+            scores = v.gtscore.astype(np.float64)
+        cps = read_shots(Path(shots_dir) / f"{key}.parquet", v.n_frames) if shots_dir else None
+        m = video_metrics(v, np.asarray(scores, np.float64), cps)
+        rows.append({"video": key, "n_steps": v.n_steps, **m})
+        score_rows.append((key, v.picks, np.asarray(scores, np.float32)))
+    out_dir = Path(out_dir)
+    table = pa.table({"video": [k for k, _, _ in score_rows],
+                      "frame_index": pa.array([p for _, p, _ in score_rows], pa.list_(pa.int64())),
+                      "score": pa.array([s for _, _, s in score_rows], pa.list_(pa.float32()))})
+    write_parquet(table, out_dir / "scores.parquet", metadata={"method": method, "split": split})
+    with atomic_path(out_dir / "metrics.csv") as tmp:
+        pd.DataFrame(rows).to_csv(tmp, index=False, float_format="%.6f")
+    return rows

@@ -1,0 +1,279 @@
+"""The `train` stage: fit the global aggregator on one split of one benchmark.
+
+MSE against `gtscore`, AdamW, cosine schedule, one video per step (gradient accumulation
+optional), fixed and recorded seeds; AMP (fp16) on CUDA. Model selection never looks at test
+videos: a deterministic validation subset is carved from the split's training keys and the
+checkpoint is chosen by validation loss (`val_loss`, the default), validation correlation
+(`val_rho`) or simply the last epoch (`last`). The paper's protocol (`test_rho`: the epoch with
+the best *test* rho) exists only for comparison, and its rows are labelled as such.
+
+Writes `model.pt` (weights, model config, feature schema, selection), `train_log.csv` and
+`train_curve.png`.
+
+    llmvs train --annotations A --embeddings-dir E --splits S --split 0 --run-config run.json --out-dir D
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from llmvs import LlmvsError
+
+SELECTIONS = ("val_loss", "val_rho", "last", "test_rho")
+
+
+@dataclass
+class TrainConfig:
+    features: str = "qa"
+    aggregator: str = "attention"
+    d_model: int = 256
+    layers: int = 3
+    heads: int = 2
+    dim_feedforward: int = 512
+    dropout: float = 0.1
+    positional_encoding: bool = False
+    epochs: int = 60
+    lr: float = 1e-4
+    weight_decay: float = 0.01
+    t_max: int | None = None  # cosine period in epochs (None = epochs); the authors: 100 of 200
+    eta_min: float = 1e-6
+    grad_clip: float = 1.0  # the authors clip the global norm at 0.01
+    accumulate: int = 1
+    val_fraction: float = 0.2
+    selection: str = "val_loss"
+    seed: int = 1112
+    amp: bool = True  # used on CUDA only
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise LlmvsError(f"unknown training key(s): {', '.join(unknown)}")
+        cfg = cls(**d)
+        if cfg.epochs < 1 or cfg.accumulate < 1:
+            raise LlmvsError("epochs and accumulate must be >= 1")
+        if cfg.selection not in SELECTIONS:
+            raise LlmvsError(f"unknown selection {cfg.selection!r}: expected one of {SELECTIONS}")
+        return cfg
+
+
+def seed_everything(seed: int) -> None:
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def validation_keys(train_keys: list[str], fraction: float, seed: int) -> list[str]:
+    """A deterministic subset of the training keys (at least one video when fraction > 0)."""
+    if fraction <= 0:
+        return []
+    keys = sorted(train_keys, key=lambda k: int(k.split("_")[-1]) if k.split("_")[-1].isdigit() else k)
+    n = max(1, round(fraction * len(keys)))
+    rng = np.random.default_rng(seed)
+    return sorted(rng.choice(keys, size=n, replace=False).tolist())
+
+
+def load_video_features(embeddings_dir, video, features: str) -> np.ndarray:
+    """[T, D] features of one video, checked against its step count."""
+    from llmvs.model import select_features
+    from llmvs.prompting import read_embeddings
+
+    path = Path(embeddings_dir) / f"{video.key}.arrow"
+    frame_index, q, a, _, _ = read_embeddings(path)
+    if len(frame_index) != video.n_steps or not np.array_equal(frame_index, video.picks):
+        raise LlmvsError(f"{path}: {len(frame_index)} steps, but {video.key} has {video.n_steps} "
+                         f"(picks 0, 15, ... < {video.n_frames})")
+    x = select_features(q, a, features)
+    if not np.all(np.isfinite(x)):
+        raise LlmvsError(f"{path}: embeddings contain NaN/inf")
+    return x
+
+
+def video_metrics(video, scores: np.ndarray, change_points: np.ndarray | None) -> dict:
+    """tau, rho (dataset protocol) and F1 for one video's step scores."""
+    from llmvs.evaluation import (f1_score, knapsack_summary, summe_correlation, tvsum_correlation,
+                                  tvsum_user_summaries)
+
+    out = {}
+    if video.dataset == "tvsum":
+        out["tau"], out["rho"] = tvsum_correlation(scores, video.user_scores)
+    if change_points is not None:
+        summary = knapsack_summary(scores, change_points, video.n_frames, video.picks)
+        if video.dataset == "summe":
+            out["tau"], out["rho"] = summe_correlation(summary, video.user_summaries)
+            out["f1"] = f1_score(summary, video.user_summaries, "max")
+        else:
+            users = tvsum_user_summaries(video.user_scores, change_points, video.n_frames)
+            out["f1"] = f1_score(summary, users, "avg")
+    return out
+
+
+def _device():
+    import torch
+
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def predict(model, x: np.ndarray) -> np.ndarray:
+    import torch
+
+    device = next(model.parameters()).device
+    model.eval()
+    with torch.no_grad():
+        return model(torch.as_tensor(x, device=device)[None]).float()[0].cpu().numpy()
+
+
+def train_split(annotations, embeddings_dir, splits_file, split: int, cfg: TrainConfig, out_dir,
+                shots_dir=None, threads: int | None = None) -> dict:
+    import pandas as pd
+    import torch
+
+    from llmvs.datasets import read_annotations
+    from llmvs.io import atomic_path, write_text
+    from llmvs.model import GlobalAggregator, ModelConfig
+    from llmvs.shots import read_shots
+
+    if threads:
+        torch.set_num_threads(threads)
+    seed_everything(cfg.seed + split)
+    videos = read_annotations(annotations)
+    splits = json.loads(Path(splits_file).read_text())
+    if not 0 <= split < len(splits):
+        raise LlmvsError(f"{splits_file}: no split {split} (has {len(splits)})")
+    train_keys, test_keys = splits[split]["train_keys"], splits[split]["test_keys"]
+    missing = sorted(set(train_keys + test_keys) - set(videos))
+    if missing:
+        raise LlmvsError(f"{annotations}: split {split} names unknown videos {missing[:5]}")
+    val_keys = validation_keys(train_keys, cfg.val_fraction, cfg.seed + split)
+    fit_keys = [k for k in train_keys if k not in val_keys]
+    eval_keys = {"val": val_keys, "test": test_keys if cfg.selection == "test_rho" else []}
+    needed = fit_keys + val_keys + eval_keys["test"]
+    feats = {k: load_video_features(embeddings_dir, videos[k], cfg.features) for k in needed}
+    shots = {}
+    if shots_dir and (cfg.selection in ("val_rho", "test_rho")):
+        shots = {k: read_shots(Path(shots_dir) / f"{k}.parquet", videos[k].n_frames) for k in val_keys + eval_keys["test"]}
+    if cfg.selection in ("val_rho", "test_rho") and videos[needed[0]].dataset == "summe" and not shots:
+        raise LlmvsError(f"selection {cfg.selection} on SumMe needs shots (--shots-dir)")
+
+    device = _device()
+    input_dim = next(iter(feats.values())).shape[1]
+    mcfg = ModelConfig(input_dim=input_dim, features=cfg.features, aggregator=cfg.aggregator, d_model=cfg.d_model,
+                       layers=cfg.layers, heads=cfg.heads, dim_feedforward=cfg.dim_feedforward, dropout=cfg.dropout,
+                       positional_encoding=cfg.positional_encoding)
+    model = GlobalAggregator(mcfg).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.t_max or cfg.epochs, eta_min=cfg.eta_min)
+    use_amp = cfg.amp and device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    loss_fn = torch.nn.MSELoss()
+    tensors = {k: torch.as_tensor(v, device=device)[None] for k, v in feats.items()}
+    targets = {k: torch.as_tensor(videos[k].gtscore, device=device)[None] for k in needed}
+    order_rng = np.random.default_rng(cfg.seed + split)
+
+    def evaluate(keys):
+        if not keys:
+            return {}
+        model.eval()
+        with torch.no_grad():
+            losses = [float(loss_fn(model(tensors[k]).float(), targets[k])) for k in keys]
+        rows = [video_metrics(videos[k], predict(model, feats[k]), shots.get(k)) for k in keys]
+        out = {"loss": float(np.mean(losses))}
+        for m in ("tau", "rho", "f1"):
+            vals = [r[m] for r in rows if m in r]
+            if vals:
+                out[m] = float(np.mean(vals))
+        return out
+
+    from tqdm import tqdm
+
+    log, best, best_state = [], None, None
+    for epoch in tqdm(range(1, cfg.epochs + 1), desc=f"train split {split}", unit="epoch", mininterval=5):
+        model.train()
+        losses = []
+        opt.zero_grad(set_to_none=True)
+        for i, k in enumerate(order_rng.permutation(fit_keys)):
+            with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+                loss = loss_fn(model(tensors[k]).float(), targets[k])
+            scaler.scale(loss / cfg.accumulate).backward()
+            losses.append(float(loss))
+            if (i + 1) % cfg.accumulate == 0 or i + 1 == len(fit_keys):
+                scaler.unscale_(opt)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                scaler.step(opt)
+                scaler.update()
+                opt.zero_grad(set_to_none=True)
+        sched.step()
+        row = {"epoch": epoch, "lr": opt.param_groups[0]["lr"], "train_loss": float(np.mean(losses))}
+        for part, keys in eval_keys.items():
+            row.update({f"{part}_{m}": v for m, v in evaluate(keys).items()})
+        log.append(row)
+        key = {"val_loss": -row.get("val_loss", 0.0), "val_rho": row.get("val_rho", 0.0),
+               "test_rho": row.get("test_rho", 0.0), "last": epoch}[cfg.selection]
+        if best is None or key > best:
+            best, best_state = key, {n: p.detach().cpu().clone() for n, p in model.state_dict().items()}
+            selected_epoch = epoch
+
+    out_dir = Path(out_dir)
+    ckpt = {"state_dict": best_state, "model_config": mcfg.to_dict(), "train_config": cfg.__dict__,
+            "selected_epoch": selected_epoch, "selection": cfg.selection, "split": split,
+            "fit_keys": fit_keys, "val_keys": val_keys, "test_keys": test_keys,
+            "feature_schema": {"features": cfg.features, "input_dim": input_dim,
+                               "source": str(embeddings_dir)}, "seed": cfg.seed + split}
+    with atomic_path(out_dir / "model.pt") as tmp:
+        torch.save(ckpt, tmp)
+    frame = pd.DataFrame(log)
+    with atomic_path(out_dir / "train_log.csv") as tmp:
+        frame.to_csv(tmp, index=False, float_format="%.6f")
+    plot_curve(frame, selected_epoch, out_dir / "train_curve.png", title=f"split {split} ({cfg.selection})")
+    write_text(json.dumps({"selected_epoch": selected_epoch, "selection": cfg.selection}) + "\n",
+               out_dir / "selection.json")
+    return ckpt
+
+
+def plot_curve(frame, selected_epoch: int, out, title: str = "") -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from llmvs.io import atomic_path
+
+    fig, ax = plt.subplots(1, 2, figsize=(10, 3.5))
+    for col in [c for c in frame.columns if c.endswith("_loss")]:
+        ax[0].plot(frame.epoch, frame[col], label=col)
+    for col in [c for c in frame.columns if c.endswith(("_rho", "_tau"))]:
+        ax[1].plot(frame.epoch, frame[col], label=col)
+    for a, name in zip(ax, ("MSE", "correlation")):
+        a.axvline(selected_epoch, color="grey", ls="--", lw=1)
+        a.set_xlabel("epoch")
+        a.set_ylabel(name)
+        if a.lines:
+            a.legend(fontsize=8)
+    fig.suptitle(f"{title} — selected epoch {selected_epoch}")
+    fig.tight_layout()
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+
+
+def load_model(path):
+    import torch
+
+    from llmvs.model import GlobalAggregator, ModelConfig
+
+    path = Path(path)
+    if not path.exists():
+        raise LlmvsError(f"{path}: missing model checkpoint (run the train stage)")
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    model = GlobalAggregator(ModelConfig(**ckpt["model_config"]))
+    model.load_state_dict(ckpt["state_dict"])
+    return model.to(_device()).eval(), ckpt

@@ -1,0 +1,85 @@
+"""Helpers the Snakefile calls: everything that is logic rather than wiring lives here."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from llmvs import LlmvsError
+
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v")
+
+
+def video_keys(dataset: str, data_dir) -> list[str]:
+    """`video_1` ... of a benchmark, read from its info file (cheap: no annotations loaded)."""
+    import csv
+
+    info = {"summe": "summe/summe-info.derived.tsv", "tvsum": "tvsum/ydata-tvsum50-info.derived.tsv"}[dataset]
+    path = Path(data_dir) / info
+    if not path.exists():
+        raise LlmvsError(f"{path}: missing benchmark info file (is data_dir right?)")
+    with open(path, newline="") as f:
+        return [row["h5_key_assumed"] for row in csv.DictReader(f, delimiter="\t")]
+
+
+def run_method(config: dict, run: str) -> str:
+    if run not in config["runs"]:
+        raise LlmvsError(f"unknown run {run!r}: config runs are {', '.join(config['runs'])}")
+    return config["runs"][run].get("method", "model")
+
+
+def train_config(config: dict, dataset: str, run: str) -> str:
+    """JSON of the training keys for one dataset x run: training < training_by_dataset < run."""
+    from llmvs.train import TrainConfig
+
+    merged = {**config.get("training", {}), **config.get("training_by_dataset", {}).get(dataset, {}),
+              **{k: v for k, v in config["runs"][run].items() if k != "method"}}
+    TrainConfig.from_dict(merged)  # unknown or bad keys fail at DAG-building time, naming the key
+    return json.dumps(merged, sort_keys=True)
+
+
+def user_videos(videos_dir) -> dict[str, Path]:
+    """name -> file for every video in the user's folder."""
+    folder = Path(videos_dir)
+    if not folder.is_dir():
+        return {}
+    return {p.stem: p for p in sorted(folder.iterdir()) if p.suffix.lower() in VIDEO_SUFFIXES}
+
+
+def caption_source(config: dict, captioner: str, dataset: str) -> str:
+    spec = config["captioners"][captioner]
+    return spec.get("source") or str(Path(config["data_dir"]) / "captions" / captioner / f"{dataset}_captions.json.gz")
+
+
+def prompts_args(spec: dict) -> str:
+    """CLI flags of `llmvs prompts` for one entry of `llms`."""
+    args = [f"--llm {spec['model']}", f"--dtype {spec.get('dtype', 'float32')}",
+            f"--batch-size {spec.get('batch_size', 8)}", f"--max-new-tokens {spec.get('max_new_tokens', 8)}",
+            f"--path {spec.get('path', 'fast')}"]
+    if spec.get("token_states"):
+        args.append("--token-states")
+    return " ".join(args)
+
+
+def caption_args(config: dict, captioner: str, dataset: str, video: str) -> str:
+    """CLI flags of `llmvs captions` for a benchmark video."""
+    spec = config["captioners"][captioner]
+    if spec["backend"] == "import":
+        return (f"--annotations results/{dataset}/annotations.parquet --video {video} "
+                f"--source '{caption_source(config, captioner, dataset)}'")
+    return f"--frames results/{dataset}/frames/{video}.parquet --model '{spec['model']}' --batch-size {spec.get('batch_size', 8)}"
+
+
+def benchmark_video_file(config: dict, dataset: str, video: str) -> str:
+    """The benchmark video file for `video_N`, from `benchmark_videos[dataset]` (name or YouTube id)."""
+    from llmvs.datasets import load_dataset
+
+    folder = config.get("benchmark_videos", {}).get(dataset)
+    if not folder:
+        raise LlmvsError(f"set benchmark_videos.{dataset} to the folder of the {dataset} videos "
+                         "(needed by captioners that read frames)")
+    name = load_dataset(dataset, config["data_dir"])[video].name
+    for stem, path in user_videos(folder).items():
+        if stem in (name, name.replace(" ", "_")):
+            return str(path)
+    raise LlmvsError(f"{folder}: no video file named {name!r} for {dataset} {video}")

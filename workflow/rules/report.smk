@@ -1,0 +1,29 @@
+rule human_baseline:
+    output:
+        "results/human.csv",
+    log:
+        "results/logs/human_baseline.log",
+    params:
+        datasets=" ".join(config["datasets"]),
+        data_dir=config["data_dir"],
+    shell:
+        "llmvs human --datasets {params.datasets} --data-dir {params.data_dir} --out {output} > {log} 2>&1"
+
+
+rule aggregate_metrics:
+    input:
+        metrics=expand(
+            "results/{dataset}/runs/{run}/split{split}/metrics.csv",
+            dataset=config["datasets"],
+            run=list(config["runs"]),
+            split=config["splits"],
+        ),
+        human=rules.human_baseline.output,
+    output:
+        metrics="results/metrics.csv",
+        summary="results/summary.csv",
+        plot="results/summary.png",
+    log:
+        "results/logs/aggregate_metrics.log",
+    shell:
+        "llmvs aggregate --metrics {input.metrics} --human {input.human} --out-dir results > {log} 2>&1"
