@@ -92,6 +92,16 @@ def _bench(a):
           + (f", bf16 {result['bf16_windows_per_s']:.2f} ({result['bf16_speedup']:.1f}x)" if "bf16_speedup" in result else ""))
 
 
+def _summarize(a):
+    from llmvs.summarize import summarize_video
+
+    s = summarize_video(a.video, a.out, captions=a.captions, captioner=a.captioner, llm=a.llm,
+                        scorer=None if a.zero_shot else a.scorer, budget=a.budget, seconds=a.seconds,
+                        dtype=a.dtype, threads=a.threads, shot_seconds=a.shot_seconds)
+    print(f"{a.out}/summary.mp4: {s['summary_duration_s']:.1f} s of {s['duration_s']:.1f} s "
+          f"({s['n_selected_shots']} of {s['n_shots']} shots)")
+
+
 def _human(a):
     from llmvs.human import write_human_table
 
@@ -183,6 +193,24 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--human", help="human.csv from `llmvs human`")
     s.add_argument("--out-dir", required=True)
     s.set_defaults(func=_aggregate)
+
+    s = sub.add_parser("summarize", help="your video -> summary.mp4, shots.csv, scores.csv, timeline.png")
+    s.add_argument("video")
+    s.add_argument("--out", required=True, help="output folder")
+    cap = s.add_mutually_exclusive_group()
+    cap.add_argument("--captions", help="CSV frame_index,caption or JSON {picks, captions} (every 15th frame)")
+    cap.add_argument("--captioner", help="local captioning model folder (transformers)")
+    s.add_argument("--llm", default="smollm2")
+    s.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    sc = s.add_mutually_exclusive_group()
+    sc.add_argument("--scorer", help="model.pt from a benchmark run (same LLM)")
+    sc.add_argument("--zero-shot", action="store_true", help="use the LLM's own answers (default without --scorer)")
+    bud = s.add_mutually_exclusive_group()
+    bud.add_argument("--budget", type=float, default=0.15, help="fraction of the video (default 0.15)")
+    bud.add_argument("--seconds", type=float, help="summary length in seconds")
+    s.add_argument("--shot-seconds", type=float, default=4.0, help="one shot per this many seconds")
+    s.add_argument("--threads", type=int)
+    s.set_defaults(func=_summarize)
 
     s = sub.add_parser("bench", help="speed benchmarks (written to JSON)")
     bsub = s.add_subparsers(dest="what", required=True)

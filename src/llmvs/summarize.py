@@ -1,0 +1,216 @@
+"""`llmvs summarize`: from your own video to a summary video, with the LLM method end to end.
+
+frames (streamed PyAV decode, every 15th frame) -> captions (a file you give, or a local
+captioning model; never invented) -> LLM window prompting (default SmolLM2) -> step scores (a
+trained scorer checkpoint, or the LLM's zero-shot answers) -> shots (kernel change points on
+colour histograms) -> 0/1 knapsack under the budget -> outputs:
+
+- `summary.mp4`: the selected shots in order, H.264 video + AAC audio when the source has audio
+  (cutting at arbitrary frames needs a re-encode; nothing else is touched);
+- `shots.csv`, `scores.csv`, `timeline.png`, `summary.json`.
+
+All outputs appear together at the end; a failure leaves none behind.
+
+    llmvs summarize my_video.mp4 --captions my_video.csv --out summaries/my_video
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from fractions import Fraction
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from llmvs import LlmvsError
+
+OUTPUTS = ("summary.mp4", "shots.csv", "scores.csv", "timeline.png", "summary.json")
+
+
+def budget_fraction(n_frames: int, fps: float, budget: float | None, seconds: float | None) -> float:
+    if seconds is not None:
+        if seconds <= 0:
+            raise LlmvsError(f"--seconds must be positive, got {seconds}")
+        return min(1.0, seconds * fps / n_frames)
+    if budget is None or not 0 < budget <= 1:
+        raise LlmvsError(f"--budget must be in (0, 1], got {budget}")
+    return budget
+
+
+def step_scores(embeddings, scorer: str | None) -> tuple[np.ndarray, str]:
+    """Scores per sampled frame from a trained checkpoint, or the zero-shot answers."""
+    from llmvs.model import select_features
+    from llmvs.prompting import read_embeddings
+    from llmvs.scoring import zero_shot_scores
+
+    _, q, a, answers, _ = read_embeddings(embeddings)
+    if not scorer:
+        return zero_shot_scores(answers), "zero-shot LLM answers"
+    from llmvs.train import load_model, predict
+
+    model, ckpt = load_model(scorer)
+    x = select_features(q, a, ckpt["model_config"]["features"])
+    if x.shape[1] != ckpt["model_config"]["input_dim"]:
+        raise LlmvsError(f"{scorer}: trained on {ckpt['model_config']['input_dim']}-d LLM states, "
+                         f"but this LLM gives {x.shape[1]}-d states (use the scorer of the same LLM)")
+    return predict(model, x).astype(np.float64), str(scorer)
+
+
+def write_summary_video(src, out, change_points: np.ndarray, selected: np.ndarray, fps: float) -> float:
+    """Concatenate the selected shots of `src` into `out` (H.264 + AAC); returns its duration in s."""
+    import av
+
+    keep = np.zeros(int(change_points[-1, 1]) + 1, dtype=bool)
+    ranges = []
+    for (s, e), sel in zip(change_points, selected):
+        if sel:
+            keep[s:e + 1] = True
+            ranges.append((s / fps, (e + 1) / fps))
+    with av.open(str(src)) as inp, av.open(str(out), "w", format="mp4") as outp:
+        vin = inp.streams.video[0]
+        ain = inp.streams.audio[0] if inp.streams.audio else None
+        rate = Fraction(fps).limit_denominator(1001)
+        rate_tb = 1 / rate
+        vout = outp.add_stream("libx264", rate=rate)
+        vout.width = vin.codec_context.width - vin.codec_context.width % 2
+        vout.height = vin.codec_context.height - vin.codec_context.height % 2
+        vout.pix_fmt = "yuv420p"
+        vout.options = {"crf": "20", "preset": "veryfast"}
+        aout = resampler = None
+        if ain is not None:
+            aout = outp.add_stream("aac", rate=ain.codec_context.sample_rate or 44100)
+            resampler = av.AudioResampler(format="fltp", layout="stereo" if (ain.codec_context.channels or 1) > 1 else "mono",
+                                          rate=aout.codec_context.sample_rate)
+        index = written = samples = 0
+        streams = [vin] + ([ain] if ain is not None else [])
+        for packet in inp.demux(*streams):
+            for frame in packet.decode():
+                if packet.stream.type == "video":
+                    if index < len(keep) and keep[index]:
+                        f = frame.reformat(width=vout.width, height=vout.height, format="yuv420p")
+                        f.pts, f.time_base = written, rate_tb
+                        outp.mux(vout.encode(f))
+                        written += 1
+                    index += 1
+                elif aout is not None and frame.pts is not None:
+                    t = float(frame.pts * frame.time_base)
+                    if any(a <= t < b for a, b in ranges):
+                        for rf in resampler.resample(frame):
+                            rf.pts = samples
+                            samples += rf.samples
+                            outp.mux(aout.encode(rf))
+        outp.mux(vout.encode())
+        if aout is not None:
+            outp.mux(aout.encode())
+    return written / fps
+
+
+def plot_timeline(out, times, scores, change_points, selected, fps, thumbs, title="") -> None:
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    from llmvs.io import atomic_path
+
+    fig = plt.figure(figsize=(12, 4.2))
+    n = len(thumbs)
+    for i, (t, jpeg) in enumerate(thumbs):
+        ax = fig.add_axes([0.06 + i * 0.9 / n, 0.62, 0.9 / n - 0.01, 0.33])
+        ax.imshow(Image.open(io.BytesIO(jpeg)))
+        ax.set_axis_off()
+        ax.set_title(f"{t:.1f} s", fontsize=7)
+    ax = fig.add_axes([0.06, 0.12, 0.9, 0.45])
+    for (s, e), sel in zip(change_points, selected):
+        if sel:
+            ax.axvspan(s / fps, (e + 1) / fps, color="tab:orange", alpha=0.3, lw=0)
+    for s, _ in change_points[1:]:
+        ax.axvline(s / fps, color="grey", lw=0.5, alpha=0.6)
+    ax.step(times, scores, where="post", color="tab:blue", lw=1.2, label="importance")
+    ax.set_xlim(0, (change_points[-1, 1] + 1) / fps)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("score")
+    ax.legend(handles=[ax.lines[0], plt.Rectangle((0, 0), 1, 1, color="tab:orange", alpha=0.3)],
+              labels=["importance", "selected shots"], fontsize=8, loc="upper right")
+    fig.suptitle(title, fontsize=9, y=0.995)
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+
+
+def summarize_video(video, out_dir, *, captions=None, captioner=None, llm: str = "smollm2", scorer=None,
+                    budget: float | None = 0.15, seconds: float | None = None, dtype: str = "float32",
+                    exemplars: str = "auto", threads: int | None = None, shot_seconds: float = 4.0) -> dict:
+    import pandas as pd
+
+    from llmvs.captioning import caption_transformers, read_caption_file, write_captions, _images
+    from llmvs.evaluation import frame_scores, knapsack, shot_scores
+    from llmvs.io import read_parquet, table_metadata
+    from llmvs.prompting import PromptRunner, read_embeddings
+    from llmvs.shots import detect_shots, frame_features
+    from llmvs.video import decode_frames
+
+    if not captions and not captioner:
+        raise LlmvsError("give --captions FILE (CSV frame_index,caption or JSON) or --captioner MODEL_DIR")
+    if scorer and not Path(scorer).exists():
+        raise LlmvsError(f"{scorer}: scorer checkpoint not found")
+    video, out_dir = Path(video), Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        meta = decode_frames(video, work / "frames.parquet")
+        frames = read_parquet(work / "frames.parquet")
+        picks = frames.column("frame_index").to_numpy()
+        n_frames, fps = int(meta["n_frames"]), float(meta["fps"])
+        frac = budget_fraction(n_frames, fps, budget, seconds)
+        if captions:
+            caps, captioner_id = read_caption_file(captions, picks, video.stem), f"file:{Path(captions).name}"
+        else:
+            caps, captioner_id = caption_transformers(_images(frames), captioner), Path(captioner).name
+        write_captions(work / "captions.parquet", picks, caps, captioner=captioner_id, video=video.stem,
+                       n_frames=n_frames, fps=fps)
+        runner = PromptRunner(llm, exemplars, None, 0, "fast", dtype, threads=threads)
+        runner.run(work / "captions.parquet", work / "embeddings.arrow")
+        scores, scorer_id = step_scores(work / "embeddings.arrow", scorer)
+        answers = read_embeddings(work / "embeddings.arrow")[3]
+        cps = detect_shots(frame_features(frames.column("jpeg").to_pylist()), n_frames, picks, fps,
+                           shot_seconds=shot_seconds)
+        per_frame = frame_scores(scores, n_frames, picks)
+        values = shot_scores(per_frame, cps)
+        lengths = cps[:, 1] - cps[:, 0] + 1
+        chosen = knapsack(values, lengths, int(math.floor(frac * n_frames)))
+        if not chosen:
+            raise LlmvsError(f"a budget of {frac * n_frames / fps:.2f} s selects nothing: the shortest shot is "
+                             f"{lengths.min() / fps:.2f} s (raise --budget or --seconds)")
+        selected = np.zeros(len(cps), dtype=bool)
+        selected[chosen] = True
+        duration = write_summary_video(video, work / "summary.mp4", cps, selected, fps)
+        times = frames.column("time_s").to_numpy()
+        pd.DataFrame({"shot": np.arange(len(cps)), "start_frame": cps[:, 0], "end_frame": cps[:, 1],
+                      "start_s": cps[:, 0] / fps, "end_s": (cps[:, 1] + 1) / fps, "score": values,
+                      "selected": selected}).to_csv(work / "shots.csv", index=False, float_format="%.4f")
+        pd.DataFrame({"frame_index": picks, "time_s": times, "caption": caps, "answer_score": answers,
+                      "score": scores}).to_csv(work / "scores.csv", index=False, float_format="%.4f")
+        thumb_idx = np.linspace(0, len(picks) - 1, min(6, len(picks))).round().astype(int)
+        jpegs = frames.column("jpeg").to_pylist()
+        plot_timeline(work / "timeline.png", times, scores, cps, selected, fps,
+                      [(times[i], jpegs[i]) for i in thumb_idx], title=f"{video.name}: {duration:.1f} s of "
+                      f"{n_frames / fps:.1f} s selected")
+        summary = {"input": str(video), "n_frames": n_frames, "fps": fps, "duration_s": n_frames / fps,
+                   "has_audio": meta["has_audio"], "captioner": captioner_id, "llm": runner.model_id,
+                   "llm_dtype": dtype, "scorer": scorer_id, "budget_fraction": frac,
+                   "summary_duration_s": duration, "n_shots": int(len(cps)), "n_selected_shots": int(selected.sum()),
+                   "exemplars": [e.id for e in runner.exemplars]}
+        (work / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for name in OUTPUTS:  # all outputs land together, only after everything succeeded
+            (work / name).replace(out_dir / name)
+        return summary
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
