@@ -7,9 +7,11 @@ from llmvs.workflow import (
     benchmark_video_file,
     caption_args,
     caption_source,
+    llm_args,
     prompts_args,
     run_method,
     train_config,
+    user_captions,
     user_videos,
     video_keys,
 )
@@ -23,7 +25,7 @@ configfile: "config.yaml"
 validate(config, "workflow/schemas/config.schema.yaml")
 
 CAPTIONER, LLM = config["captioner"], config["llm"]
-VIDEOS = {ds: video_keys(ds, config["data_dir"]) for ds in ("summe", "tvsum")}
+VIDEOS = {ds: video_keys(ds, config["data_dir"], config["splits"]) for ds in config["datasets"]}
 USER_VIDEOS = user_videos(config["videos_dir"])
 
 

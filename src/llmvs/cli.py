@@ -230,8 +230,16 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _terminate(signum, frame):
+    raise SystemExit(128 + signum)  # unwinds `finally` blocks, so temporary files are removed
+
+
 def main(argv: list[str] | None = None) -> int:
+    import signal
+
     args = build_parser().parse_args(argv)
+    if argv is None:  # as a command (not from tests): a scheduler's SIGTERM cleans up like Ctrl-C
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         args.func(args)
     except LlmvsError as err:

@@ -159,7 +159,7 @@ def train_split(annotations, embeddings_dir, splits_file, split: int, cfg: Train
     needed = fit_keys + val_keys + eval_keys["test"]
     feats = {k: load_video_features(embeddings_dir, videos[k], cfg.features) for k in needed}
     shots = {}
-    if shots_dir and (cfg.selection in ("val_rho", "test_rho")):
+    if shots_dir:  # validation correlations are logged whatever the selection rule
         shots = {k: read_shots(Path(shots_dir) / f"{k}.parquet", videos[k].n_frames) for k in val_keys + eval_keys["test"]}
     if cfg.selection in ("val_rho", "test_rho") and videos[needed[0]].dataset == "summe" and not shots:
         raise LlmvsError(f"selection {cfg.selection} on SumMe needs shots (--shots-dir)")
@@ -256,7 +256,7 @@ def plot_curve(frame, selected_epoch: int, out, title: str = "") -> None:
         a.axvline(selected_epoch, color="grey", ls="--", lw=1)
         a.set_xlabel("epoch")
         a.set_ylabel(name)
-        if a.lines:
+        if a.get_legend_handles_labels()[0]:
             a.legend(fontsize=8)
     fig.suptitle(f"{title} — selected epoch {selected_epoch}")
     fig.tight_layout()

@@ -10,16 +10,16 @@ from llmvs import LlmvsError
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v")
 
 
-def video_keys(dataset: str, data_dir) -> list[str]:
-    """`video_1` ... of a benchmark, read from its info file (cheap: no annotations loaded)."""
-    import csv
+def video_keys(dataset: str, data_dir, splits: list[int]) -> list[str]:
+    """The videos the chosen splits use (train and test), in `video_N` order."""
+    from llmvs.datasets import load_splits
 
-    info = {"summe": "summe/summe-info.derived.tsv", "tvsum": "tvsum/ydata-tvsum50-info.derived.tsv"}[dataset]
-    path = Path(data_dir) / info
-    if not path.exists():
-        raise LlmvsError(f"{path}: missing benchmark info file (is data_dir right?)")
-    with open(path, newline="") as f:
-        return [row["h5_key_assumed"] for row in csv.DictReader(f, delimiter="\t")]
+    all_splits = load_splits(dataset, data_dir)
+    bad = [s for s in splits if not 0 <= s < len(all_splits)]
+    if bad:
+        raise LlmvsError(f"{dataset}: no split(s) {bad} (the splits file has {len(all_splits)})")
+    keys = {k for s in splits for k in all_splits[s]["train_keys"] + all_splits[s]["test_keys"]}
+    return sorted(keys, key=lambda k: int(k.rsplit("_", 1)[1]))
 
 
 def run_method(config: dict, run: str) -> str:
@@ -51,10 +51,14 @@ def caption_source(config: dict, captioner: str, dataset: str) -> str:
     return spec.get("source") or str(Path(config["data_dir"]) / "captions" / captioner / f"{dataset}_captions.json.gz")
 
 
+def llm_args(spec: dict) -> str:
+    """`--llm` and `--dtype` flags for one entry of `llms` (shared by prompts and summarize)."""
+    return f"--llm '{spec['model']}' --dtype {spec.get('dtype', 'float32')}"
+
+
 def prompts_args(spec: dict) -> str:
     """CLI flags of `llmvs prompts` for one entry of `llms`."""
-    args = [f"--llm {spec['model']}", f"--dtype {spec.get('dtype', 'float32')}",
-            f"--batch-size {spec.get('batch_size', 8)}", f"--max-new-tokens {spec.get('max_new_tokens', 8)}",
+    args = [llm_args(spec), f"--batch-size {spec.get('batch_size', 8)}", f"--max-new-tokens {spec.get('max_new_tokens', 8)}",
             f"--path {spec.get('path', 'fast')}"]
     if spec.get("token_states"):
         args.append("--token-states")
@@ -83,3 +87,13 @@ def benchmark_video_file(config: dict, dataset: str, video: str) -> str:
         if stem in (name, name.replace(" ", "_")):
             return str(path)
     raise LlmvsError(f"{folder}: no video file named {name!r} for {dataset} {video}")
+
+
+def user_captions(config: dict, video: str) -> str:
+    """The captions file of a user video: <name>.csv or <name>.json in summarize.captions_dir."""
+    folder = Path(config.get("summarize", {}).get("captions_dir") or config["videos_dir"])
+    for suffix in (".csv", ".json"):
+        path = folder / f"{video}{suffix}"
+        if path.exists():
+            return str(path)
+    raise LlmvsError(f"{folder}: no captions for {video} ({video}.csv with frame_index,caption or {video}.json)")

@@ -1,4 +1,6 @@
 rule build_annotations:
+    conda:
+        "../../envs/base.yaml"
     output:
         "results/{dataset}/annotations.parquet",
     log:
@@ -13,6 +15,8 @@ rule build_annotations:
 
 
 rule detect_shots:
+    conda:
+        "../../envs/base.yaml"
     input:
         captions=lambda wc: f"results/{wc.dataset}/captions/{config['shots'].get('captioner', 'blip')}/{wc.video}.parquet",
         annotations=rules.build_annotations.output,

@@ -11,6 +11,8 @@ def _shots(wc):
 
 
 rule train_split:
+    conda:
+        "../../envs/train.yaml"
     input:
         annotations=rules.build_annotations.output,
         splits=lambda wc: f"{config['data_dir']}/splits/{wc.dataset}_splits.json",
@@ -55,6 +57,8 @@ def _evaluate_inputs(wc):
 
 
 rule evaluate_split:
+    conda:
+        "../../envs/train.yaml"
     input:
         unpack(_evaluate_inputs),
     output:

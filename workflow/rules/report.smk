@@ -1,4 +1,6 @@
 rule human_baseline:
+    conda:
+        "../../envs/base.yaml"
     output:
         "results/human.csv",
     log:
@@ -11,6 +13,8 @@ rule human_baseline:
 
 
 rule aggregate_metrics:
+    conda:
+        "../../envs/base.yaml"
     input:
         metrics=expand(
             "results/{dataset}/runs/{run}/split{split}/metrics.csv",

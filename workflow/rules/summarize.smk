@@ -1,5 +1,42 @@
 # Your own videos: every file in `videos_dir` -> results/videos/<name>/summary.mp4 (+ csv, png, json).
-# Captions come from <name>.csv / <name>.json beside the video (or summarize.captions_dir).
+# Captions come from <name>.csv / <name>.json in summarize.captions_dir (default: videos_dir).
+#   snakemake --cores all summarize_videos
+
+
+def _scorer(wc):
+    scorer = config.get("summarize", {}).get("scorer", "zero_shot")
+    return [] if scorer == "zero_shot" else [scorer]
+
+
+rule summarize_video:
+    conda:
+        "../../envs/base.yaml"
+    input:
+        video=lambda wc: str(USER_VIDEOS[wc.video]),
+        captions=lambda wc: user_captions(config, wc.video),
+        scorer=_scorer,
+    output:
+        video="results/videos/{video}/summary.mp4",
+        shots="results/videos/{video}/shots.csv",
+        scores="results/videos/{video}/scores.csv",
+        timeline="results/videos/{video}/timeline.png",
+        summary="results/videos/{video}/summary.json",
+    log:
+        "results/logs/summarize_video/{video}.log",
+    benchmark:
+        "results/benchmarks/summarize_video/{video}.tsv"
+    params:
+        scorer=lambda wc, input: f"--scorer {input.scorer}" if input.scorer else "--zero-shot",
+        llm=lambda wc: llm_args(config["llms"][LLM]),
+        budget=config.get("summarize", {}).get("budget", 0.15),
+    threads: 2
+    resources:
+        runtime=120,
+        mem_mb=6000,
+        gpu=config["gpus"].get("prompts", 0),
+    shell:
+        "llmvs summarize {input.video:q} --captions {input.captions:q} {params.scorer} {params.llm}"
+        " --budget {params.budget} --threads {threads} --out results/videos/{wildcards.video} > {log} 2>&1"
 
 
 rule summarize_videos:

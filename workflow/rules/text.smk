@@ -3,6 +3,8 @@ def _uses_frames(wc):
 
 
 rule decode_frames:
+    conda:
+        "../../envs/base.yaml"
     input:
         lambda wc: benchmark_video_file(config, wc.dataset, wc.video),
     output:
@@ -19,6 +21,8 @@ rule decode_frames:
 
 
 rule caption_frames:
+    conda:
+        lambda wc: "../../envs/vllm.yaml" if config["captioners"][wc.captioner]["backend"] == "vllm" else "../../envs/base.yaml"
     input:
         lambda wc: (
             [f"results/{wc.dataset}/frames/{wc.video}.parquet"]
@@ -44,6 +48,8 @@ rule caption_frames:
 
 
 rule embed_windows:
+    conda:
+        "../../envs/base.yaml"
     input:
         "results/{dataset}/captions/{captioner}/{video}.parquet",
     output:

@@ -1,0 +1,142 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from conftest import DATA
+from llmvs import LlmvsError
+from llmvs.datasets import load_caption_json, read_annotations, shipped_captions_path, write_annotations
+from llmvs.model import GlobalAggregator, ModelConfig, select_features
+from llmvs.prompting import WindowResult, embeddings_table, write_arrow
+from llmvs.report import aggregate
+from llmvs.scoring import evaluate_split
+from llmvs.shots import caption_features, detect_shots
+from llmvs.train import TrainConfig, train_split, validation_keys
+
+VIDEOS = ["video_8", "video_11", "video_12", "video_19", "video_18"]  # the five shortest SumMe videos
+
+
+@pytest.mark.parametrize("features", ["qa", "q", "a"])
+@pytest.mark.parametrize("aggregator", ["attention", "mlp"])
+def test_model_variants_shapes(features, aggregator):
+    cfg = ModelConfig(input_dim=12, features=features, aggregator=aggregator, d_model=32, dim_feedforward=64,
+                      positional_encoding=aggregator == "attention")
+    model = GlobalAggregator(cfg).eval()
+    q, a = np.random.rand(9, 12).astype(np.float32), np.random.rand(9, 12).astype(np.float32)
+    x = select_features(q, a, features)
+    out = model(torch.as_tensor(x)[None])
+    assert out.shape == (1, 9) and bool(((out > 0) & (out < 1)).all())
+    assert (model.encoder is None) == (aggregator == "mlp")
+    if features == "qa":
+        assert np.array_equal(x, np.maximum(q, a))
+
+
+def test_paper_head_dimensions():
+    model = GlobalAggregator(ModelConfig(input_dim=5120, d_model=2048))
+    widths = [m.out_features for m in model.head if isinstance(m, torch.nn.Linear)]
+    assert widths == [1024, 512, 256, 128, 1]
+    assert len(model.encoder.layers) == 3 and model.encoder.layers[0].self_attn.num_heads == 2
+
+
+def test_validation_keys_are_deterministic_and_from_training():
+    train = [f"video_{i}" for i in range(1, 21)]
+    v = validation_keys(train, 0.2, 7)
+    assert v == validation_keys(train, 0.2, 7) and len(v) == 4 and set(v) <= set(train)
+    assert validation_keys(train, 0.0, 7) == []
+
+
+def test_unknown_training_key_is_named():
+    with pytest.raises(LlmvsError, match="unknown training key.*lerning_rate"):
+        TrainConfig.from_dict({"lerning_rate": 1})
+
+
+@pytest.fixture(scope="module")
+def tiny_benchmark(tmp_path_factory):
+    """Annotations, shots and schema-valid embeddings for five real SumMe videos.
+
+    The embedding vectors are a fixed random projection of each step's caption TF-IDF (real
+    content, no LLM run) so that the training and evaluation stages can be exercised in seconds;
+    the LLM stage itself is tested in test_prompting.py.
+    """
+    root = tmp_path_factory.mktemp("bench")
+    write_annotations("summe", root / "annotations.parquet", DATA)
+    videos = read_annotations(root / "annotations.parquet")
+    caps = load_caption_json(shipped_captions_path("summe", data_dir=DATA))
+    proj = np.random.default_rng(0).normal(size=(4096, 24)).astype(np.float32)
+    for key in VIDEOS:
+        v = videos[key]
+        tfidf = caption_features(caps[v.caption_key]["captions"])
+        feats = tfidf @ proj[: tfidf.shape[1]]
+        results = [WindowResult(q=f[None], a=(f * 0.5)[None], answer=f"Score: {i % 10}") for i, f in enumerate(feats)]
+        write_arrow(embeddings_table(v.picks, results, {"model": "tfidf-projection"}), root / "emb" / f"{key}.arrow")
+        cps = detect_shots(tfidf, v.n_frames, v.picks, v.fps)
+        import pyarrow as pa
+
+        from llmvs.io import write_parquet
+
+        write_parquet(pa.table({"start": cps[:, 0], "end": cps[:, 1]}), root / "shots" / f"{key}.parquet")
+    splits = [{"train_keys": ["video_11", "video_18", "video_19", "video_8"], "test_keys": ["video_12"]},
+              {"train_keys": ["video_11", "video_12", "video_18", "video_8"], "test_keys": ["video_19"]}]
+    (root / "splits.json").write_text(json.dumps(splits))
+    return root
+
+
+def _train(root, split, out, **kw):
+    cfg = TrainConfig.from_dict({"d_model": 32, "dim_feedforward": 64, "epochs": 4, "lr": 1e-3, **kw})
+    return train_split(root / "annotations.parquet", root / "emb", root / "splits.json", split, cfg, out,
+                       shots_dir=root / "shots")
+
+
+def test_train_evaluate_aggregate_end_to_end(tiny_benchmark, tmp_path):
+    root = tiny_benchmark
+    runs = tmp_path / "summe" / "runs"
+    for split in (0, 1):
+        ckpt = _train(root, split, runs / "qa" / f"split{split}")
+        assert ckpt["selection"] == "val_loss" and len(ckpt["val_keys"]) == 1
+        assert not set(ckpt["fit_keys"] + ckpt["val_keys"]) & set(ckpt["test_keys"])
+        log = pd.read_csv(runs / "qa" / f"split{split}" / "train_log.csv")
+        assert list(log.epoch) == [1, 2, 3, 4] and {"train_loss", "val_loss"} <= set(log.columns)
+        assert (runs / "qa" / f"split{split}" / "train_curve.png").stat().st_size > 1000
+        for method in ("model", "zero_shot", "random", "oracle"):
+            run = "qa" if method == "model" else method
+            rows = evaluate_split(root / "annotations.parquet", root / "splits.json", split, method,
+                                  runs / run / f"split{split}", embeddings_dir=root / "emb",
+                                  model_path=runs / "qa" / f"split{split}" / "model.pt", shots_dir=root / "shots")
+            assert len(rows) == 1 and {"tau", "rho", "f1"} <= set(rows[0])
+    oracle = pd.read_csv(runs / "oracle" / "split0" / "metrics.csv")
+    assert oracle.tau.iloc[0] > 0.2 and oracle.f1.iloc[0] > 30  # the ceiling under these shots
+    files = sorted(str(p) for p in runs.glob("*/split*/metrics.csv"))
+    aggregate(files, tmp_path, human_csv=None)
+    metrics = pd.read_csv(tmp_path / "metrics.csv")
+    assert len(metrics) == 8 and set(metrics.run) == {"qa", "zero_shot", "random", "oracle"}
+    summary = pd.read_csv(tmp_path / "summary.csv")
+    ours = summary[summary.source == "measured"]
+    assert set(ours.row) == {"qa", "zero_shot", "random", "oracle"} and (ours.n_splits == 2).all()
+    assert {"LLMVS", "Human", "CSTA"} <= set(summary[summary.source == "published"].row)
+    assert (tmp_path / "summary.png").stat().st_size > 5000
+
+
+def test_training_is_deterministic(tiny_benchmark, tmp_path):
+    a = _train(tiny_benchmark, 0, tmp_path / "a")
+    b = _train(tiny_benchmark, 0, tmp_path / "b")
+    for k in a["state_dict"]:
+        assert torch.equal(a["state_dict"][k], b["state_dict"][k])
+    assert (tmp_path / "a" / "train_log.csv").read_text() == (tmp_path / "b" / "train_log.csv").read_text()
+
+
+def test_missing_or_mismatched_embeddings_are_clear_errors(tiny_benchmark, tmp_path):
+    root = tiny_benchmark
+    with pytest.raises(LlmvsError, match=r"video_\d+\.arrow: missing embeddings"):
+        train_split(root / "annotations.parquet", tmp_path, root / "splits.json", 0,
+                    TrainConfig(epochs=1, d_model=16, dim_feedforward=16), tmp_path / "out")
+    emb = tmp_path / "emb"
+    emb.mkdir()
+    for p in (root / "emb").glob("*.arrow"):
+        (emb / p.name).write_bytes(p.read_bytes())
+    short = [WindowResult(q=np.ones((1, 24), np.float32), a=np.ones((1, 24), np.float32), answer="5")] * 3
+    write_arrow(embeddings_table(np.arange(0, 45, 15), short, {}), emb / "video_8.arrow")
+    with pytest.raises(LlmvsError, match="video_8.arrow: 3 steps, but video_8 has 86"):
+        train_split(root / "annotations.parquet", emb, root / "splits.json", 0,
+                    TrainConfig(epochs=1, d_model=16, dim_feedforward=16), tmp_path / "out")
