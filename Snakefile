@@ -44,6 +44,7 @@ localrules:
     human_baseline,
 
 
+include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/text.smk"
 include: "workflow/rules/model.smk"

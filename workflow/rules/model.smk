@@ -1,15 +1,3 @@
-def _embeddings_dir(wc):
-    return f"results/{wc.dataset}/embeddings/{CAPTIONER}/{LLM}"
-
-
-def _all_embeddings(wc):
-    return expand("{d}/{video}.arrow", d=_embeddings_dir(wc), video=VIDEOS[wc.dataset])
-
-
-def _shots(wc):
-    return expand("results/{dataset}/shots/{video}.parquet", dataset=wc.dataset, video=VIDEOS[wc.dataset])
-
-
 rule train_split:
     conda:
         "../../envs/train.yaml"
@@ -40,20 +28,6 @@ rule train_split:
         "llmvs train --annotations {input.annotations} --splits {input.splits} --split {wildcards.split}"
         " --embeddings-dir {params.embeddings_dir} --shots-dir {params.shots_dir}"
         " --run-config '{params.run_config}' --threads {threads} --out-dir {params.out_dir} > {log} 2>&1"
-
-
-def _evaluate_inputs(wc):
-    method = run_method(config, wc.run)
-    inputs = {
-        "annotations": f"results/{wc.dataset}/annotations.parquet",
-        "splits": f"{config['data_dir']}/splits/{wc.dataset}_splits.json",
-        "shots": _shots(wc),
-    }
-    if method == "model":
-        inputs["model"] = f"results/{wc.dataset}/runs/{wc.run}/split{wc.split}/model.pt"
-    if method in ("model", "zero_shot"):
-        inputs["embeddings"] = _all_embeddings(wc)
-    return inputs
 
 
 rule evaluate_split:

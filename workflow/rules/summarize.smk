@@ -3,11 +3,6 @@
 #   snakemake --cores all summarize_videos
 
 
-def _scorer(wc):
-    scorer = config.get("summarize", {}).get("scorer", "zero_shot")
-    return [] if scorer == "zero_shot" else [scorer]
-
-
 rule summarize_video:
     conda:
         "../../envs/base.yaml"

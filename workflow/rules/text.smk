@@ -1,7 +1,3 @@
-def _uses_frames(wc):
-    return config["captioners"][wc.captioner]["backend"] != "import"
-
-
 rule decode_frames:
     conda:
         "../../envs/base.yaml"
