@@ -155,7 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dataset", help="benchmark of these videos (chooses the other one's exemplars)")
     s.add_argument("--exemplars", default="auto", help="auto | summe | tvsum | none | exemplars.json")
     s.add_argument("--seed", type=int, default=0, help="exemplar seed")
-    s.add_argument("--path", default="fast", choices=["fast", "plain"])
+    s.add_argument("--path", default="fast", choices=["fast", "plain", "vllm"],
+                   help="fast: shared-prefix KV cache (default); plain: full prompt per window; vllm: vLLM engines")
     s.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     s.add_argument("--batch-size", type=int, default=8)
     s.add_argument("--max-new-tokens", type=int, default=8)

@@ -97,6 +97,7 @@ def knapsack_summary(step_scores, change_points, n_frames: int, picks, budget: f
 
 def _tau_rho(pred: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
     """Kendall tau-b and Spearman rho; 0 when either side is constant (no ranking to compare)."""
+    # parity: scipy (and the authors' code) returns NaN here, which turns a whole split mean into NaN
     if np.all(pred == pred[0]) or np.all(truth == truth[0]):
         return 0.0, 0.0
     tau = kendalltau(pred, truth, variant="b").statistic

@@ -41,6 +41,7 @@ _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 
 def window_indices(t: int, n_steps: int, window: int = WINDOW) -> range:
     """Steps of the window centred on t, truncated at the video's ends."""
+    # parity: the paper does not say how edge windows are formed; truncation adds no fake captions
     half = window // 2
     return range(max(0, t - half), min(n_steps, t + half + 1))
 
@@ -288,7 +289,7 @@ def resolve_exemplars(spec: str, dataset: str | None, seed: int, data_dir=None) 
     `[{"id": ..., "text": ..., "score": N}, ...]`."""
     if spec == "none":
         return []
-    if spec == "auto":
+    if spec == "auto":  # parity: the paper samples its examples from (unspecified) annotated videos
         spec = OTHER.get(dataset or "", "tvsum")
     if spec in OTHER:
         return choose_exemplars(spec, seed=seed, data_dir=data_dir)
@@ -382,14 +383,24 @@ class PromptRunner:
 
         from llmvs.llm import load_llm
 
-        if path not in ("fast", "plain"):
-            raise LlmvsError(f"unknown prompts path {path!r}: fast or plain")
+        if path not in ("fast", "plain", "vllm"):
+            raise LlmvsError(f"unknown prompts path {path!r}: fast, plain or vllm")
         if threads:
             torch.set_num_threads(threads)
-        self.tok, self.model, self.model_id = load_llm(llm, dtype)
         self.exemplars = resolve_exemplars(exemplars, dataset, seed, data_dir)
-        self.builder = PromptBuilder(self.tok, self.exemplars)
-        self.scorer = WindowScorer(self.model, self.builder, max_new_tokens, batch_size)
+        if path == "vllm":
+            from transformers import AutoTokenizer
+
+            from llmvs.llm import resolve_llm
+
+            folder, self.model_id = resolve_llm(llm)
+            self.tok = AutoTokenizer.from_pretrained(folder)
+            self.builder = PromptBuilder(self.tok, self.exemplars)
+            self.scorer = VllmWindowScorer(folder, self.builder, max_new_tokens, dtype)
+        else:
+            self.tok, self.model, self.model_id = load_llm(llm, dtype)
+            self.builder = PromptBuilder(self.tok, self.exemplars)
+            self.scorer = WindowScorer(self.model, self.builder, max_new_tokens, batch_size)
         self.path, self.dtype, self.seed = path, dtype, seed
 
     def windows(self, captions: list[str]) -> list[str]:
@@ -402,7 +413,7 @@ class PromptRunner:
 
         frame_index, captions, cmeta = read_captions(captions_file)
         wins = self.windows(captions)
-        if self.path == "fast":
+        if self.path in ("fast", "vllm"):
             self.builder.check_split(wins[0])
             with tqdm(total=len(wins), desc=f"prompts {cmeta.get('video', '')}", unit="window") as bar:
                 results = self.scorer.fast(wins, progress=bar)
@@ -416,8 +427,48 @@ class PromptRunner:
                 "n_frames": cmeta.get("n_frames"), "fps": cmeta.get("fps"),
                 "n_unparsed_answers": int(np.isnan(scores).sum()),
                 "n_fallback_windows": sum(r.path == "plain" for r in results) if self.path == "fast" else 0,
+                "backend": "vllm" if self.path == "vllm" else "transformers",
                 "hidden_size": int(results[0].q.shape[1]), "states": "final RMSNorm output, max over tokens"}
         write_arrow(embeddings_table(frame_index, results, meta), out)
         if token_states:
             write_token_states(frame_index, results, token_states)
         return meta
+
+
+class VllmWindowScorer:
+    """The `vllm` backend: answers from a generation engine with prefix caching, then the final-norm
+    token states of prompt + answer from a pooling engine (`token_embed`: last-layer states after the
+    final norm). Same WindowResult contract as `WindowScorer`; vllm is imported only here."""
+
+    def __init__(self, model_dir, builder: PromptBuilder, max_new_tokens: int = 8, dtype: str = "auto",
+                 gpu_memory_utilization: float = 0.4):
+        try:
+            from vllm import LLM, SamplingParams
+        except ImportError:
+            raise LlmvsError("the vllm backend needs vLLM: use the envs/vllm.yaml environment") from None
+        self.b = builder
+        common = {"model": str(model_dir), "dtype": dtype, "gpu_memory_utilization": gpu_memory_utilization}
+        self.generator = LLM(enable_prefix_caching=True, **common)
+        self.encoder = LLM(runner="pooling", **common)
+        self.params = SamplingParams(temperature=0.0, max_tokens=max_new_tokens)
+
+    def fast(self, window_texts: list[str], progress=None) -> list[WindowResult]:
+        from vllm.inputs import TokensPrompt
+
+        queries = [self.b.encode(self.b.query_text(w)) for w in window_texts]
+        prompts = [TokensPrompt(prompt_token_ids=self.b.prefix_ids + q) for q in queries]
+        outs = self.generator.generate(prompts, self.params, use_tqdm=progress is not None)
+        answers = [list(o.outputs[0].token_ids) for o in outs]
+        eos = {self.b.tok.eos_token_id}
+        answers = [a[: next((i for i, t in enumerate(a) if t in eos), len(a))] for a in answers]
+        full = [TokensPrompt(prompt_token_ids=self.b.prefix_ids + q + a) for q, a in zip(queries, answers)]
+        states = self.encoder.encode(full, pooling_task="token_embed", use_tqdm=False)
+        P, results = len(self.b.prefix_ids), []
+        for q, a, s in zip(queries, answers, states):
+            h = s.outputs.data.float().cpu().numpy()
+            qa = h[P:P + len(q)]
+            aa = h[P + len(q):P + len(q) + len(a)] if a else qa[-1:]
+            results.append(WindowResult(qa, aa, self.b.tok.decode(a), len(a), "vllm"))
+        if progress is not None:
+            progress.update(len(window_texts))
+        return results

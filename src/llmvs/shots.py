@@ -59,6 +59,7 @@ def detect_shots(features: np.ndarray, n_frames: int, picks, fps: float,
     """Inclusive [start, end] frame ranges tiling [0, n_frames - 1], cut between sampled steps."""
     import ruptures as rpt
 
+    # parity: the benchmark's shots are KTS on GoogLeNet features (eccv16 h5, not available)
     feats = np.asarray(features, dtype=np.float64)
     picks = np.asarray(picks, dtype=np.int64)
     n_steps = len(picks)

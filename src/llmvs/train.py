@@ -42,10 +42,10 @@ class TrainConfig:
     weight_decay: float = 0.01
     t_max: int | None = None  # cosine period in epochs (None = epochs); the authors: 100 of 200
     eta_min: float = 1e-6
-    grad_clip: float = 1.0  # the authors clip the global norm at 0.01
+    grad_clip: float = 1.0  # parity: the authors clip the global norm at 0.01 (presets/paper.yaml)
     accumulate: int = 1
     val_fraction: float = 0.2
-    selection: str = "val_loss"
+    selection: str = "val_loss"  # parity: the authors pick the best *test* rho (selection: test_rho)
     seed: int = 1112
     amp: bool = True  # used on CUDA only
     extra: dict = field(default_factory=dict)
@@ -200,6 +200,7 @@ def train_split(annotations, embeddings_dir, splits_file, split: int, cfg: Train
         model.train()
         losses = []
         opt.zero_grad(set_to_none=True)
+        # parity: the authors' 5-GPU DDP reshuffles every epoch (a single GPU would not shuffle)
         for i, k in enumerate(order_rng.permutation(fit_keys)):
             with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
                 loss = loss_fn(model(tensors[k]).float(), targets[k])
