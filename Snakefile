@@ -7,6 +7,7 @@ from llmvs.workflow import (
     benchmark_video_file,
     caption_args,
     caption_source,
+    estimate_message,
     llm_args,
     prompts_args,
     run_method,
@@ -50,6 +51,10 @@ include: "workflow/rules/text.smk"
 include: "workflow/rules/model.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/summarize.smk"
+
+
+onstart:
+    print(estimate_message(config, VIDEOS))
 
 
 rule all:

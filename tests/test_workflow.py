@@ -54,19 +54,19 @@ def snakemake(cwd, *args, timeout=1200):
 
 
 def test_dry_run_lists_default_targets_and_lint_is_clean():
-    rc, out = snakemake(ROOT, "-n", "--workflow-profile", "none")
+    rc, out = snakemake(ROOT, "-n", "--nolock", "--workflow-profile", "none")
     assert rc == 0, out[-2000:]
     assert "aggregate_metrics" in out and "train_split" in out
-    rc, out = snakemake(ROOT, "--lint", "--workflow-profile", "none")
+    rc, out = snakemake(ROOT, "--lint", "--nolock", "--workflow-profile", "none")
     assert rc == 0, out[-3000:]
-    rc, out = snakemake(ROOT, "-n", "--profile", "slurm")
+    rc, out = snakemake(ROOT, "-n", "--nolock", "--profile", "slurm")
     assert rc == 0 and "aggregate_metrics" in out, out[-2000:]
 
 
 def test_bad_config_key_fails_naming_it(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("epochz: 3\n")
-    rc, out = snakemake(ROOT, "-n", "--configfile", str(bad), "--workflow-profile", "none")
+    rc, out = snakemake(ROOT, "-n", "--nolock", "--configfile", str(bad), "--workflow-profile", "none")
     assert rc != 0 and "epochz" in out
 
 

@@ -32,6 +32,7 @@ class ModelConfig:
     dim_feedforward: int = 2048  # PyTorch's default, as in the authors' code
     dropout: float = 0.1
     positional_encoding: bool = False  # parity: the authors' encoder has none
+    input_norm: bool = False  # LayerNorm on the LLM states first: tames their few huge outlier dimensions
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -64,7 +65,8 @@ class GlobalAggregator(nn.Module):
             raise ValueError(f"unknown aggregator {cfg.aggregator!r}: expected one of {AGGREGATORS}")
         self.cfg = cfg
         m = cfg.d_model
-        self.proj = nn.Sequential(nn.Linear(cfg.input_dim, m), nn.LayerNorm(m))
+        self.proj = nn.Sequential(nn.LayerNorm(cfg.input_dim) if cfg.input_norm else nn.Identity(),
+                                  nn.Linear(cfg.input_dim, m), nn.LayerNorm(m))
         self.encoder = None
         if cfg.aggregator == "attention":
             layer = nn.TransformerEncoderLayer(m, cfg.heads, cfg.dim_feedforward, cfg.dropout, batch_first=True)

@@ -37,6 +37,7 @@ class TrainConfig:
     dim_feedforward: int = 512
     dropout: float = 0.1
     positional_encoding: bool = False
+    input_norm: bool = False  # parity: not in the authors' model
     epochs: int = 60
     lr: float = 1e-4
     weight_decay: float = 0.01
@@ -168,7 +169,7 @@ def train_split(annotations, embeddings_dir, splits_file, split: int, cfg: Train
     input_dim = next(iter(feats.values())).shape[1]
     mcfg = ModelConfig(input_dim=input_dim, features=cfg.features, aggregator=cfg.aggregator, d_model=cfg.d_model,
                        layers=cfg.layers, heads=cfg.heads, dim_feedforward=cfg.dim_feedforward, dropout=cfg.dropout,
-                       positional_encoding=cfg.positional_encoding)
+                       positional_encoding=cfg.positional_encoding, input_norm=cfg.input_norm)
     model = GlobalAggregator(mcfg).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.t_max or cfg.epochs, eta_min=cfg.eta_min)

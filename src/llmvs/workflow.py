@@ -97,3 +97,35 @@ def user_captions(config: dict, video: str) -> str:
         if path.exists():
             return str(path)
     raise LlmvsError(f"{folder}: no captions for {video} ({video}.csv with frame_index,caption or {video}.json)")
+
+
+# Measured on a 2-core CPU (README): windows per second of the LLM stage with SmolLM2.
+CPU_WINDOWS_PER_S = {"float32": 3.0, "bfloat16": 4.0, "float16": 1.0}
+
+
+def estimate_message(config: dict, videos: dict[str, list[str]]) -> str:
+    """One line saying how much LLM work is left and roughly how long it takes here."""
+    import csv
+    import os
+
+    info = {"summe": "summe/summe-info.derived.tsv", "tvsum": "tvsum/ydata-tvsum50-info.derived.tsv"}
+    spec = config["llms"][config["llm"]]
+    todo = 0
+    for dataset, keys in videos.items():
+        with open(Path(config["data_dir"]) / info[dataset], newline="") as f:
+            steps = {r["h5_key_assumed"]: int(r["n_steps_at_15"]) for r in csv.DictReader(f, delimiter="\t")}
+        folder = Path("results") / dataset / "embeddings" / config["captioner"] / config["llm"]
+        todo += sum(steps[k] for k in keys if not (folder / f"{k}.arrow").exists())
+    if not todo:
+        return "llmvs: all LLM embeddings are done; the remaining stages take minutes."
+    try:
+        import torch
+
+        gpu = torch.cuda.is_available()
+    except ImportError:
+        gpu = False
+    if gpu or spec["model"] != "smollm2":
+        return f"llmvs: {todo:,} caption windows to run through the LLM ({spec['model']})."
+    rate = CPU_WINDOWS_PER_S.get(spec.get("dtype", "float32"), 3.0) * max(1, (os.cpu_count() or 2) // 2)
+    return (f"llmvs: {todo:,} caption windows to run through SmolLM2 on {os.cpu_count()} CPU cores: "
+            f"about {todo / rate / 3600:.1f} h at ~{rate:.0f} windows/s, then a few minutes per training split.")
