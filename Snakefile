@@ -10,6 +10,7 @@ from llmvs.workflow import (
     estimate_message,
     llm_args,
     prompts_args,
+    run_cells,
     run_method,
     train_config,
     user_captions,

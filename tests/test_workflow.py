@@ -93,14 +93,21 @@ def test_tiny_run_produces_every_stage(finished_run):
     assert rc == 0 and "Nothing to be done" in out
 
 
-def test_forcerun_reruns_one_stage_and_only_what_changed(finished_run):
+def test_forcerun_reruns_one_stage_and_what_depends_on_it(finished_run):
     wf = finished_run
-    model = wf / "results/summe/runs/qa/split0/model.pt"
-    before = model.stat().st_mtime_ns
+    results = wf / "results/summe"
+    upstream = results / "embeddings/blip/smollm2/video_8.arrow"
+    downstream = results / "runs/qa/split0/model.pt"
+    up_before, down_before = upstream.stat().st_mtime_ns, downstream.stat().st_mtime_ns
+    rc, out = snakemake(wf, "--cores", "2", "--forcerun", "detect_shots", "--until", "detect_shots")
+    assert rc == 0, out[-3000:]
+    assert out.count("rule detect_shots") == 4 and "rule train_split" not in out
+    assert downstream.stat().st_mtime_ns == down_before
     rc, out = snakemake(wf, "--cores", "2", "--forcerun", "detect_shots")
     assert rc == 0, out[-3000:]
-    assert "detect_shots" in out
-    assert model.stat().st_mtime_ns == before  # identical shots: training is not redone
+    assert "rule train_split" in out and "rule embed_windows" not in out
+    assert downstream.stat().st_mtime_ns > down_before  # depends on the shots: redone
+    assert upstream.stat().st_mtime_ns == up_before  # upstream of the shots: untouched
 
 
 def test_killed_run_resumes_without_redoing_finished_videos(finished_run):

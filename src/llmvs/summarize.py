@@ -21,6 +21,7 @@ import math
 from fractions import Fraction
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -163,8 +164,17 @@ def summarize_video(video, out_dir, *, captions=None, captioner=None, llm: str =
     video, out_dir = Path(video), Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    clock, timings = time.perf_counter(), {}
+
+    def lap(stage):
+        nonlocal clock
+        now = time.perf_counter()
+        timings[stage] = round(now - clock, 2)
+        clock = now
+
     try:
         meta = decode_frames(video, work / "frames.parquet")
+        lap("frames_s")
         frames = read_parquet(work / "frames.parquet")
         picks = frames.column("frame_index").to_numpy()
         n_frames, fps = int(meta["n_frames"]), float(meta["fps"])
@@ -175,10 +185,12 @@ def summarize_video(video, out_dir, *, captions=None, captioner=None, llm: str =
             caps, captioner_id = caption_transformers(_images(frames), captioner), Path(captioner).name
         write_captions(work / "captions.parquet", picks, caps, captioner=captioner_id, video=video.stem,
                        n_frames=n_frames, fps=fps)
+        lap("captions_s")
         runner = PromptRunner(llm, exemplars, None, 0, "fast", dtype, threads=threads)
         runner.run(work / "captions.parquet", work / "embeddings.arrow")
         scores, scorer_id = step_scores(work / "embeddings.arrow", scorer)
         answers = read_embeddings(work / "embeddings.arrow")[3]
+        lap("llm_s")
         cps = detect_shots(frame_features(frames.column("jpeg").to_pylist()), n_frames, picks, fps,
                            shot_seconds=shot_seconds)
         per_frame = frame_scores(scores, n_frames, picks)
@@ -190,7 +202,9 @@ def summarize_video(video, out_dir, *, captions=None, captioner=None, llm: str =
                              f"{lengths.min() / fps:.2f} s (raise --budget or --seconds)")
         selected = np.zeros(len(cps), dtype=bool)
         selected[chosen] = True
+        lap("shots_knapsack_s")
         duration = write_summary_video(video, work / "summary.mp4", cps, selected, fps)
+        lap("summary_video_s")
         times = frames.column("time_s").to_numpy()
         pd.DataFrame({"shot": np.arange(len(cps)), "start_frame": cps[:, 0], "end_frame": cps[:, 1],
                       "start_s": cps[:, 0] / fps, "end_s": (cps[:, 1] + 1) / fps, "score": values,
@@ -206,7 +220,7 @@ def summarize_video(video, out_dir, *, captions=None, captioner=None, llm: str =
                    "has_audio": meta["has_audio"], "captioner": captioner_id, "llm": runner.model_id,
                    "llm_dtype": dtype, "scorer": scorer_id, "budget_fraction": frac,
                    "summary_duration_s": duration, "n_shots": int(len(cps)), "n_selected_shots": int(selected.sum()),
-                   "exemplars": [e.id for e in runner.exemplars]}
+                   "exemplars": [e.id for e in runner.exemplars], "timings": timings}
         (work / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         out_dir.mkdir(parents=True, exist_ok=True)
         for name in OUTPUTS:  # all outputs land together, only after everything succeeded

@@ -22,6 +22,15 @@ def video_keys(dataset: str, data_dir, splits: list[int]) -> list[str]:
     return sorted(keys, key=lambda k: int(k.rsplit("_", 1)[1]))
 
 
+RUN_KEYS = ("method", "datasets")  # run keys that are not training keys
+
+
+def run_cells(config: dict) -> list[tuple[str, str, int]]:
+    """Every (dataset, run, split) the default target evaluates; a run may name its datasets."""
+    return [(ds, run, split) for ds in config["datasets"] for run, spec in config["runs"].items()
+            if ds in spec.get("datasets", config["datasets"]) for split in config["splits"]]
+
+
 def run_method(config: dict, run: str) -> str:
     if run not in config["runs"]:
         raise LlmvsError(f"unknown run {run!r}: config runs are {', '.join(config['runs'])}")
@@ -33,7 +42,7 @@ def train_config(config: dict, dataset: str, run: str) -> str:
     from llmvs.train import TrainConfig
 
     merged = {**config.get("training", {}), **config.get("training_by_dataset", {}).get(dataset, {}),
-              **{k: v for k, v in config["runs"][run].items() if k != "method"}}
+              **{k: v for k, v in config["runs"][run].items() if k not in RUN_KEYS}}
     TrainConfig.from_dict(merged)  # unknown or bad keys fail at DAG-building time, naming the key
     return json.dumps(merged, sort_keys=True)
 

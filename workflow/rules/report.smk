@@ -16,12 +16,10 @@ rule aggregate_metrics:
     conda:
         "../../envs/base.yaml"
     input:
-        metrics=expand(
-            "results/{dataset}/runs/{run}/split{split}/metrics.csv",
-            dataset=config["datasets"],
-            run=list(config["runs"]),
-            split=config["splits"],
-        ),
+        metrics=[
+            f"results/{dataset}/runs/{run}/split{split}/metrics.csv"
+            for dataset, run, split in run_cells(config)
+        ],
         human=rules.human_baseline.output,
     output:
         metrics="results/metrics.csv",
