@@ -438,18 +438,21 @@ class PromptRunner:
 class VllmWindowScorer:
     """The `vllm` backend: answers from a generation engine with prefix caching, then the final-norm
     token states of prompt + answer from a pooling engine (`token_embed`: last-layer states after the
-    final norm). Same WindowResult contract as `WindowScorer`; vllm is imported only here."""
+    final norm; `use_activation=False` keeps them un-normalised). Same WindowResult contract as
+    `WindowScorer`; vllm is imported only here."""
 
     def __init__(self, model_dir, builder: PromptBuilder, max_new_tokens: int = 8, dtype: str = "auto",
                  gpu_memory_utilization: float = 0.4):
         try:
             from vllm import LLM, SamplingParams
+            from vllm.config import PoolerConfig
         except ImportError:
             raise LlmvsError("the vllm backend needs vLLM: use the envs/vllm.yaml environment") from None
         self.b = builder
         common = {"model": str(model_dir), "dtype": dtype, "gpu_memory_utilization": gpu_memory_utilization}
         self.generator = LLM(enable_prefix_caching=True, **common)
-        self.encoder = LLM(runner="pooling", **common)
+        states = PoolerConfig(task="token_embed", use_activation=False)  # raw states, not L2-normalised
+        self.encoder = LLM(runner="pooling", pooler_config=states, **common)
         self.params = SamplingParams(temperature=0.0, max_tokens=max_new_tokens)
 
     def fast(self, window_texts: list[str], progress=None) -> list[WindowResult]:
