@@ -163,6 +163,7 @@ def test_slurm_profile_runs_every_stage(tmp_path):
     assert (wf / "results/summary.csv").exists()
     train_logs = list((wf / ".snakemake/slurm_logs/rule_train_split").rglob("*.log"))
     assert train_logs, "train_split did not go through sbatch"
-    jobs = subprocess.run(["squeue", "-t", "all", "-h", "-o", "%j|%b|%k"], capture_output=True, text=True).stdout
+    jobs = subprocess.run(["squeue", "-t", "all", "-h", "-O", "JobID,tres-per-job:30,Comment:200"],
+                          capture_output=True, text=True).stdout
     train = [line for line in jobs.splitlines() if "rule_train_split" in line]
-    assert train and all("gpu" in line for line in train), jobs
+    assert train and all("gres:gpu:1" in line for line in train), jobs

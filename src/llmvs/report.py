@@ -59,8 +59,11 @@ def summarize(metrics, human=None) -> "pd.DataFrame":
         for dataset, g in human[human.video == "mean"].groupby("dataset"):
             rows.append({"dataset": dataset, "row": "human (all videos)", "source": "measured",
                          "tau_mean": float(g.tau.iloc[0]), "rho_mean": float(g.rho.iloc[0])})
+    measured = set(metrics.dataset)
     for name, dataset, tau, rho in PUBLISHED:
-        rows.append({"dataset": dataset, "row": name, "source": "published", "tau_mean": tau, "rho_mean": rho})
+        if dataset in measured:
+            rows.append({"dataset": dataset, "row": name, "source": "published", "tau_mean": tau,
+                         "rho_mean": rho})
     return pd.DataFrame(rows)
 
 
