@@ -206,7 +206,7 @@ def train_split(annotations, embeddings_dir, splits_file, split: int, cfg: Train
             with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
                 loss = loss_fn(model(tensors[k]).float(), targets[k])
             scaler.scale(loss / cfg.accumulate).backward()
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
             if (i + 1) % cfg.accumulate == 0 or i + 1 == len(fit_keys):
                 scaler.unscale_(opt)
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
