@@ -4,6 +4,8 @@ VENV   ?= .venv
 PYTHON ?= python3
 BIN     = $(VENV)/bin
 CORES  ?= all
+# the workflow's rules call `llmvs`: put the environment's scripts first on PATH
+export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: run test venv bench clean
 
