@@ -83,7 +83,8 @@ def read_captions(path) -> tuple[np.ndarray, list[str], dict]:
     return table.column("frame_index").to_numpy(), table.column("caption").to_pylist(), table_metadata(table)
 
 
-def _images(frames_table) -> list:
+def frame_images(frames_table) -> list:
+    """The JPEG frames of a frames Parquet as RGB PIL images."""
     from PIL import Image
 
     return [Image.open(io.BytesIO(b)).convert("RGB") for b in frames_table.column("jpeg").to_pylist()]
@@ -174,7 +175,7 @@ def run_captions(out, backend: str, *, frames=None, annotations=None, video=None
         raise LlmvsError(f"captions --backend {backend} needs --frames and --model")
     table = read_parquet(frames, "frames")
     meta = table_metadata(table)
-    images = _images(table)
+    images = frame_images(table)
     caps = (caption_transformers(images, model_dir, batch_size) if backend == "transformers"
             else caption_vllm(images, model_dir))
     write_captions(out, table.column("frame_index").to_numpy(), caps, captioner=captioner or Path(model_dir).name,

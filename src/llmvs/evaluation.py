@@ -95,7 +95,7 @@ def knapsack_summary(step_scores, change_points, n_frames: int, picks, budget: f
     return summary
 
 
-def _tau_rho(pred: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
+def rank_correlation(pred: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
     """Kendall tau-b and Spearman rho; 0 when either side is constant (no ranking to compare)."""
     # parity: scipy (and the authors' code) returns NaN here, which turns a whole split mean into NaN
     if np.all(pred == pred[0]) or np.all(truth == truth[0]):
@@ -111,7 +111,7 @@ def summe_correlation(machine_summary, user_summaries) -> tuple[float, float]:
     users = np.asarray(user_summaries, dtype=np.float64)
     if users.ndim != 2 or users.shape[1] != summary.shape[0]:
         raise LlmvsError(f"summary has {summary.shape[0]} frames, user summaries have shape {users.shape}")
-    return _tau_rho(summary, users.mean(axis=0))
+    return rank_correlation(summary, users.mean(axis=0))
 
 
 def tvsum_correlation(step_scores, annotator_frame_scores) -> tuple[float, float]:
@@ -124,7 +124,7 @@ def tvsum_correlation(step_scores, annotator_frame_scores) -> tuple[float, float
     if sampled.shape[1] != pred.shape[0]:
         raise LlmvsError(f"{pred.shape[0]} step scores for {sampled.shape[1]} steps "
                          f"(ceil({annot.shape[1]} frames / {STEP}))")
-    pairs = np.array([_tau_rho(pred, a) for a in sampled])
+    pairs = np.array([rank_correlation(pred, a) for a in sampled])
     return float(pairs[:, 0].mean()), float(pairs[:, 1].mean())
 
 

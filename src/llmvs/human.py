@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from llmvs.datasets import STEP, Video
-from llmvs.evaluation import _tau_rho, tvsum_correlation
+from llmvs.evaluation import rank_correlation, tvsum_correlation
 
 
 def human_agreement(video: Video) -> tuple[float, float]:
@@ -23,7 +23,7 @@ def human_agreement(video: Video) -> tuple[float, float]:
         pairs = [tvsum_correlation(users[i, ::STEP], np.delete(users, i, axis=0)) for i in range(len(users))]
     else:
         u = users.astype(np.float64)
-        pairs = [_tau_rho(u[i], u[j]) for i in range(len(u)) for j in range(len(u)) if i != j]
+        pairs = [rank_correlation(u[i], u[j]) for i in range(len(u)) for j in range(len(u)) if i != j]
     tau, rho = np.mean(pairs, axis=0)
     return float(tau), float(rho)
 

@@ -150,7 +150,7 @@ def summarize_video(video, out_dir, *, captions=None, captioner=None, llm: str =
                     exemplars: str = "auto", threads: int | None = None, shot_seconds: float = 4.0) -> dict:
     import pandas as pd
 
-    from llmvs.captioning import caption_transformers, read_caption_file, write_captions, _images
+    from llmvs.captioning import caption_transformers, frame_images, read_caption_file, write_captions
     from llmvs.evaluation import frame_scores, knapsack, shot_scores
     from llmvs.io import read_parquet, table_metadata
     from llmvs.prompting import PromptRunner, read_embeddings
@@ -182,7 +182,7 @@ def summarize_video(video, out_dir, *, captions=None, captioner=None, llm: str =
         if captions:
             caps, captioner_id = read_caption_file(captions, picks, video.stem), f"file:{Path(captions).name}"
         else:
-            caps, captioner_id = caption_transformers(_images(frames), captioner), Path(captioner).name
+            caps, captioner_id = caption_transformers(frame_images(frames), captioner), Path(captioner).name
         write_captions(work / "captions.parquet", picks, caps, captioner=captioner_id, video=video.stem,
                        n_frames=n_frames, fps=fps)
         lap("captions_s")
