@@ -183,10 +183,9 @@ def train_split(annotations, embeddings_dir, splits_file, split: int, cfg: Train
     def evaluate(keys):
         if not keys:
             return {}
-        model.eval()
-        with torch.no_grad():
-            losses = [float(loss_fn(model(tensors[k]).float(), targets[k])) for k in keys]
-        rows = [video_metrics(videos[k], predict(model, feats[k]), shots.get(k)) for k in keys]
+        preds = {k: predict(model, feats[k]) for k in keys}  # one forward per video for loss and metrics
+        losses = [float(loss_fn(torch.as_tensor(preds[k], device=device)[None], targets[k])) for k in keys]
+        rows = [video_metrics(videos[k], preds[k], shots.get(k)) for k in keys]
         out = {"loss": float(np.mean(losses))}
         for m in ("tau", "rho", "f1"):
             vals = [r[m] for r in rows if m in r]
