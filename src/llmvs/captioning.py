@@ -130,14 +130,18 @@ def caption_transformers(images, model_dir, batch_size: int = 8, max_new_tokens:
     return out
 
 
-def caption_vllm(images, model_dir, max_new_tokens: int = MAX_NEW_TOKENS) -> list[str]:
+def caption_vllm(images, model_dir, max_new_tokens: int = MAX_NEW_TOKENS, dtype: str = "auto") -> list[str]:
     """Greedy captions served by vLLM (lazy import: vllm lives in its own environment)."""
     try:
         from vllm import LLM, SamplingParams
     except ImportError:
         raise LlmvsError("the vllm captioner needs vLLM: use the envs/vllm.yaml environment") from None
-    llm = LLM(model=str(model_dir), limit_mm_per_prompt={"image": 1})
-    prompt = f"USER: <image>\n{PROMPT} ASSISTANT:"
+    from transformers import AutoProcessor
+
+    if not (Path(model_dir) / "config.json").exists():
+        raise LlmvsError(f"{model_dir}: not a local Hugging Face model directory")
+    prompt = vlm_prompt(AutoProcessor.from_pretrained(model_dir))  # the same prompt as the transformers backend
+    llm = LLM(model=str(model_dir), dtype=dtype, limit_mm_per_prompt={"image": 1})
     params = SamplingParams(temperature=0.0, max_tokens=max_new_tokens)
     outs = llm.generate([{"prompt": prompt, "multi_modal_data": {"image": im}} for im in images], params)
     return [o.outputs[0].text.strip() for o in outs]
