@@ -107,13 +107,14 @@ def test_train_evaluate_aggregate_end_to_end(tiny_benchmark, tmp_path):
             assert len(rows) == 1 and {"tau", "rho", "f1"} <= set(rows[0])
     oracle = pd.read_csv(runs / "oracle" / "split0" / "metrics.csv")
     assert oracle.tau.iloc[0] > 0.2 and oracle.f1.iloc[0] > 30  # the ceiling under these shots
-    files = sorted(str(p) for p in runs.glob("*/split*/metrics.csv"))
+    order = ["qa", "zero_shot", "random", "oracle"]  # the config's order, kept in the tables and chart
+    files = [str(runs / run / f"split{split}" / "metrics.csv") for run in order for split in (1, 0)]
     aggregate(files, tmp_path, human_csv=None)
     metrics = pd.read_csv(tmp_path / "metrics.csv")
-    assert len(metrics) == 8 and set(metrics.run) == {"qa", "zero_shot", "random", "oracle"}
+    assert len(metrics) == 8 and list(dict.fromkeys(metrics.run)) == order and list(metrics.split[:2]) == [0, 1]
     summary = pd.read_csv(tmp_path / "summary.csv")
     ours = summary[summary.source == "measured"]
-    assert set(ours.row) == {"qa", "zero_shot", "random", "oracle"} and (ours.n_splits == 2).all()
+    assert list(ours.row) == order and (ours.n_splits == 2).all()
     assert {"LLMVS", "Human", "CSTA"} <= set(summary[summary.source == "published"].row)
     assert (tmp_path / "summary.png").stat().st_size > 5000
 
@@ -140,3 +141,4 @@ def test_missing_or_mismatched_embeddings_are_clear_errors(tiny_benchmark, tmp_p
     with pytest.raises(LlmvsError, match="video_8.arrow: 3 steps, but video_8 has 86"):
         train_split(root / "annotations.parquet", emb, root / "splits.json", 0,
                     TrainConfig(epochs=1, d_model=16, dim_feedforward=16), tmp_path / "out")
+

@@ -42,14 +42,17 @@ def collect_metrics(paths) -> "pd.DataFrame":
         for col in ("tau", "rho", "f1"):
             row[col] = float(frame[col].mean()) if col in frame else np.nan
         rows.append(row)
-    return pd.DataFrame(rows).sort_values(["dataset", "run", "split"]).reset_index(drop=True)
+    frame = pd.DataFrame(rows)
+    run_order = frame.run.map({run: i for i, run in enumerate(dict.fromkeys(frame.run))})  # as given: the config's
+    return (frame.assign(run_order=run_order).sort_values(["dataset", "run_order", "split"])
+            .drop(columns="run_order").reset_index(drop=True))
 
 
 def summarize(metrics, human=None) -> "pd.DataFrame":
     import pandas as pd
 
     rows = []
-    for (dataset, run), g in metrics.groupby(["dataset", "run"], sort=True):
+    for (dataset, run), g in metrics.groupby(["dataset", "run"], sort=False):
         row = {"dataset": dataset, "row": run, "source": "measured", "n_splits": len(g)}
         for col in ("tau", "rho", "f1"):
             row[f"{col}_mean"] = g[col].mean()
