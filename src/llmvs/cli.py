@@ -43,10 +43,9 @@ def _prompts(a):
 
     from llmvs.prompting import PromptRunner
 
-    pairs = list(zip(a.captions, a.out))
     if len(a.captions) != len(a.out):
         raise LlmvsError(f"{len(a.captions)} --captions files for {len(a.out)} --out files")
-    todo = [(c, o) for c, o in pairs if a.overwrite or not Path(o).exists()]  # resumable batch runs
+    todo = [(c, o) for c, o in zip(a.captions, a.out) if a.overwrite or not Path(o).exists()]  # resumable
     if not todo:
         return
     runner = PromptRunner(a.llm, a.exemplars, a.dataset, a.seed, a.path, a.dtype, a.batch_size,
