@@ -141,4 +141,3 @@ def test_missing_or_mismatched_embeddings_are_clear_errors(tiny_benchmark, tmp_p
     with pytest.raises(LlmvsError, match="video_8.arrow: 3 steps, but video_8 has 86"):
         train_split(root / "annotations.parquet", emb, root / "splits.json", 0,
                     TrainConfig(epochs=1, d_model=16, dim_feedforward=16), tmp_path / "out")
-

@@ -104,6 +104,11 @@ def vlm_prompt(proc) -> str:
     return f"USER: {image_token}\n{PROMPT} ASSISTANT:"
 
 
+def _check_model_dir(model_dir) -> None:
+    if not (Path(model_dir) / "config.json").exists():
+        raise LlmvsError(f"{model_dir}: not a local Hugging Face model directory")
+
+
 def caption_transformers(images, model_dir, batch_size: int = 8, max_new_tokens: int = MAX_NEW_TOKENS,
                          device: str | None = None) -> list[str]:
     """Greedy captions from a local HF vision-language model (LLaVA-style chat or plain image-to-text)."""
@@ -111,8 +116,7 @@ def caption_transformers(images, model_dir, batch_size: int = 8, max_new_tokens:
     from tqdm import tqdm
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    if not (Path(model_dir) / "config.json").exists():
-        raise LlmvsError(f"{model_dir}: not a local Hugging Face model directory")
+    _check_model_dir(model_dir)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     proc = AutoProcessor.from_pretrained(model_dir)
     model = AutoModelForImageTextToText.from_pretrained(model_dir).to(device).eval()
@@ -138,8 +142,7 @@ def caption_vllm(images, model_dir, max_new_tokens: int = MAX_NEW_TOKENS, dtype:
         raise LlmvsError("the vllm captioner needs vLLM: use the envs/vllm.yaml environment") from None
     from transformers import AutoProcessor
 
-    if not (Path(model_dir) / "config.json").exists():
-        raise LlmvsError(f"{model_dir}: not a local Hugging Face model directory")
+    _check_model_dir(model_dir)
     prompt = vlm_prompt(AutoProcessor.from_pretrained(model_dir))  # the same prompt as the transformers backend
     llm = LLM(model=str(model_dir), dtype=dtype, limit_mm_per_prompt={"image": 1})
     params = SamplingParams(temperature=0.0, max_tokens=max_new_tokens)
