@@ -141,3 +141,7 @@ def test_missing_or_mismatched_embeddings_are_clear_errors(tiny_benchmark, tmp_p
     with pytest.raises(LlmvsError, match="video_8.arrow: 3 steps, but video_8 has 86"):
         train_split(root / "annotations.parquet", emb, root / "splits.json", 0,
                     TrainConfig(epochs=1, d_model=16, dim_feedforward=16), tmp_path / "out")
+    write_arrow(embeddings_table(np.arange(0, 45, 15), short, {}), emb / "video_12.arrow")
+    with pytest.raises(LlmvsError, match="video_12.arrow: 3 steps, but video_12 has"):  # the test video of split 0
+        evaluate_split(root / "annotations.parquet", root / "splits.json", 0, "zero_shot", tmp_path / "zs",
+                       embeddings_dir=emb)

@@ -35,9 +35,8 @@ def evaluate_split(annotations, splits_file, split: int, method: str, out_dir, *
 
     from llmvs.datasets import read_annotations
     from llmvs.io import atomic_path, write_parquet
-    from llmvs.prompting import read_embeddings
     from llmvs.shots import read_shots
-    from llmvs.train import load_model, load_video_features, predict, video_metrics
+    from llmvs.train import load_model, load_video_embeddings, load_video_features, predict, video_metrics
 
     if method not in METHODS:
         raise LlmvsError(f"unknown evaluation method {method!r}: expected one of {METHODS}")
@@ -58,10 +57,7 @@ def evaluate_split(annotations, splits_file, split: int, method: str, out_dir, *
         if method == "model":
             scores = predict(model, load_video_features(embeddings_dir, v, ckpt["model_config"]["features"]))
         elif method == "zero_shot":
-            frame_index, _, _, answers, _ = read_embeddings(Path(embeddings_dir) / f"{key}.arrow")
-            if len(frame_index) != v.n_steps:
-                raise LlmvsError(f"{embeddings_dir}/{key}.arrow: {len(frame_index)} steps, {key} has {v.n_steps}")
-            scores = zero_shot_scores(answers)
+            scores = zero_shot_scores(load_video_embeddings(embeddings_dir, v)[2])
         elif method == "random":
             rng = np.random.default_rng([seed, zlib.crc32(key.encode())])  # same per video whatever the split
             scores = rng.random(v.n_steps)

@@ -83,16 +83,24 @@ def validation_keys(train_keys: list[str], fraction: float, seed: int) -> list[s
     return sorted(rng.choice(keys, size=n, replace=False).tolist())
 
 
-def load_video_features(embeddings_dir, video, features: str) -> np.ndarray:
-    """[T, D] features of one video, checked against its step count."""
-    from llmvs.model import select_features
+def load_video_embeddings(embeddings_dir, video) -> tuple:
+    """(q, a, answer_scores) of one video, checked against its steps."""
     from llmvs.prompting import read_embeddings
 
     path = Path(embeddings_dir) / f"{video.key}.arrow"
-    frame_index, q, a, _, _ = read_embeddings(path)
+    frame_index, q, a, answer_scores, _ = read_embeddings(path)
     if len(frame_index) != video.n_steps or not np.array_equal(frame_index, video.picks):
         raise LlmvsError(f"{path}: {len(frame_index)} steps, but {video.key} has {video.n_steps} "
                          f"(picks 0, 15, ... < {video.n_frames})")
+    return q, a, answer_scores
+
+
+def load_video_features(embeddings_dir, video, features: str) -> np.ndarray:
+    """[T, D] features of one video, checked against its step count."""
+    from llmvs.model import select_features
+
+    path = Path(embeddings_dir) / f"{video.key}.arrow"
+    q, a, _ = load_video_embeddings(embeddings_dir, video)
     x = select_features(q, a, features)
     if not np.all(np.isfinite(x)):
         raise LlmvsError(f"{path}: embeddings contain NaN/inf")
