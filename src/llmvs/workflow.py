@@ -108,23 +108,23 @@ def user_captions(config: dict, video: str) -> str:
     raise LlmvsError(f"{folder}: no captions for {video} ({video}.csv with frame_index,caption or {video}.json)")
 
 
-# Measured on a 2-core CPU (README): windows per second of the LLM stage with SmolLM2.
-CPU_WINDOWS_PER_S = {"float32": 3.0, "bfloat16": 4.0, "float16": 1.0}
+# Windows per second of the LLM stage with SmolLM2 on a 2-core CPU: bfloat16 as measured over the
+# last 18 TVSum videos (README); float32 scaled from it by the prompts bench ratio (4.12 / 6.55).
+CPU_WINDOWS_PER_S = {"float32": 3.5, "bfloat16": 5.5}
 
 
 def estimate_message(config: dict, videos: dict[str, list[str]]) -> str:
     """One line saying how much LLM work is left and roughly how long it takes here."""
-    import csv
     import os
 
-    info = {"summe": "summe/summe-info.derived.tsv", "tvsum": "tvsum/ydata-tvsum50-info.derived.tsv"}
+    from llmvs.datasets import load_dataset
+
     spec = config["llms"][config["llm"]]
     todo = 0
     for dataset, keys in videos.items():
-        with open(Path(config["data_dir"]) / info[dataset], newline="") as f:
-            steps = {r["h5_key_assumed"]: int(r["n_steps_at_15"]) for r in csv.DictReader(f, delimiter="\t")}
+        dataset_videos = load_dataset(dataset, config["data_dir"])
         folder = Path("results") / dataset / "embeddings" / config["captioner"] / config["llm"]
-        todo += sum(steps[k] for k in keys if not (folder / f"{k}.arrow").exists())
+        todo += sum(dataset_videos[k].n_steps for k in keys if not (folder / f"{k}.arrow").exists())
     if not todo:
         return "llmvs: all LLM embeddings are done; the remaining stages take minutes."
     try:
@@ -133,8 +133,9 @@ def estimate_message(config: dict, videos: dict[str, list[str]]) -> str:
         gpu = torch.cuda.is_available()
     except ImportError:
         gpu = False
-    if gpu or spec["model"] != "smollm2":
+    rate = CPU_WINDOWS_PER_S.get(spec.get("dtype", "float32"))
+    if gpu or spec["model"] != "smollm2" or rate is None:  # no measured rate to go by
         return f"llmvs: {todo:,} caption windows to run through the LLM ({spec['model']})."
-    rate = CPU_WINDOWS_PER_S.get(spec.get("dtype", "float32"), 3.0) * max(1, (os.cpu_count() or 2) // 2)
+    rate *= max(1, (os.cpu_count() or 2) // 2)
     return (f"llmvs: {todo:,} caption windows to run through SmolLM2 on {os.cpu_count()} CPU cores: "
             f"about {todo / rate / 3600:.1f} h at ~{rate:.0f} windows/s, then a few minutes per training split.")
