@@ -9,8 +9,10 @@ from conftest import DATA
 from llmvs.captioning import write_captions
 from llmvs.cli import main
 from llmvs.datasets import load_caption_json, shipped_captions_path
-from llmvs.prompting import (PromptBuilder, WindowScorer, choose_exemplars, format_window, parse_score,
-                             read_embeddings, resolve_exemplars, window_indices)
+from llmvs.embeddings import FEATURE_COLUMNS, read_embeddings
+from llmvs.prompts import (SCORES, PromptBuilder, choose_exemplars, format_window, make_window, parse_score,
+                           resolve_exemplars, window_indices)
+from llmvs.window_scorer import WindowScorer
 
 
 def test_windows_are_centred_and_truncated_at_the_ends():
@@ -49,6 +51,33 @@ def real_windows():
     return [format_window(caps, t) for t in (0, 1, 40, 41, 90, len(caps) - 1)]
 
 
+def test_token_spans_of_a_known_window(smollm2):
+    tok = smollm2[0]
+    builder = PromptBuilder(tok, [])
+    window = make_window(["a man rides a bike", "a dog runs", "  two cars  "], 1)
+    assert window.text == "Frames:\n -1: a man rides a bike\n*+0: a dog runs\n +1: two cars"
+    text, centre = builder.token_masks(window)
+    ids = builder.encode(builder.query_text(window.text))
+    assert len(ids) == len(text) == len(centre)
+    assert tok.decode([i for i, m in zip(ids, text) if m]) == " a man rides a bike a dog runs two cars"
+    assert tok.decode([i for i, m in zip(ids, centre) if m]) == " a dog runs"
+    # the chat-template, header and line-marker tokens belong to no caption
+    rest = tok.decode([i for i, m in zip(ids, text) if not m])
+    assert rest == "<|im_start|>user\nFrames:\n -1:\n*+0:\n +1:<|im_end|>\n<|im_start|>assistant\n"
+
+
+def test_score_probabilities_cover_the_scale(smollm2):
+    builder = PromptBuilder(smollm2[0], [])
+    assert builder.score_tokens[10] == (builder.probe_id, builder.encode("0")[0])  # "10" = "1" "0"
+    first, second = np.zeros(len(smollm2[0])), np.zeros(len(smollm2[0]))
+    first[builder.score_tokens[7][0]], first[builder.probe_id] = 0.2, 0.6  # 7, or "1" ...
+    second[builder.encode("0")[0]] = 0.25  # ... followed by "0" a quarter of the time
+    p = builder.score_probs(first, second)
+    expected = np.zeros(10)
+    expected[[6, 0, 9]] = [0.2, 0.6 * 0.75, 0.6 * 0.25]
+    np.testing.assert_allclose(p, expected / expected.sum(), rtol=1e-6)
+
+
 def test_fast_path_equals_plain_path(smollm2, real_windows):
     tok, model, _ = smollm2
     builder = PromptBuilder(tok, resolve_exemplars("auto", "summe", 0, DATA))
@@ -59,15 +88,19 @@ def test_fast_path_equals_plain_path(smollm2, real_windows):
     assert [r.path for r in fast] == ["fast"] * len(fast)
     for p, f in zip(plain + plain[:2], fast):
         assert p.answer == f.answer
-        assert p.q.shape == f.q.shape and p.a.shape == f.a.shape
-        assert np.abs(p.q - f.q).max() <= 1e-3 * np.abs(p.q).max()
-        assert np.abs(p.a - f.a).max() <= 1e-3 * np.abs(p.a).max()
+        for part in ("q", "a", "q_mid", "a_mid"):
+            x, y = getattr(p, part), getattr(f, part)
+            assert x.shape == y.shape and np.abs(x - y).max() <= 1e-4 * np.abs(x).max(), part
+        np.testing.assert_allclose(f.score_probs, p.score_probs, atol=1e-5)
+        assert abs(p.score_probs.sum() - 1) < 1e-5
     # query = the query turn and the assistant header; answer = the generated tokens
     assert len(plain[2].q) == len(builder.encode(builder.query_text(real_windows[2])))
-    assert len(plain[2].a) >= 3  # "Score", ":", " ", digit(s)
+    assert len(plain[2].a) == len(builder.encode(plain[2].answer))
 
 
 def test_prompts_stage_writes_arrow_shards(tmp_path, smollm2):
+    import re
+
     caps = load_caption_json(shipped_captions_path("summe", data_dir=DATA))["Cooking"]["captions"][:10]
     cap_file = tmp_path / "captions.parquet"
     write_captions(cap_file, np.arange(0, 150, 15), caps, captioner="blip", video="video_8", n_frames=150, fps=15.0)
@@ -77,17 +110,29 @@ def test_prompts_stage_writes_arrow_shards(tmp_path, smollm2):
     assert main(argv) == 0
     with pa.memory_map(str(out)) as src:
         table = pa.ipc.open_file(src).read_all()
-    assert table.schema.field("q").type == pa.list_(pa.float16(), 576)
-    assert table.schema.field("a").type == pa.list_(pa.float16(), 576)
     meta = {k.decode(): json.loads(v) for k, v in table.schema.metadata.items()}
+    for name in FEATURE_COLUMNS:
+        assert table.schema.field(name).type == pa.list_(pa.float16(), 576)
+        assert meta["columns"][name]  # every column is described in the file
     assert meta["exemplars"][0].startswith("tvsum:") and len(meta["prompt_sha256"]) == 16
-    assert meta["model"].startswith("HuggingFaceTB/SmolLM2-135M-Instruct")
-    frame_index, q, a, scores, _ = read_embeddings(out)
-    assert frame_index.tolist() == list(range(0, 150, 15))
-    assert q.shape == a.shape == (10, 576) and np.isfinite(q).all()
-    assert np.isfinite(scores).sum() + meta["n_unparsed_answers"] == 10
-    tokens = pa.parquet.read_table(out.with_suffix(".tokens.parquet"))
-    assert tokens.num_rows == int(table.column("n_query_tokens").to_numpy().sum() + table.column("n_answer_tokens").to_numpy().sum())
+    assert meta["model"].startswith("HuggingFaceTB/SmolLM2-135M-Instruct") and meta["mid_layer"] == "15 of 30"
+    emb = read_embeddings(out)
+    assert emb.frame_index.tolist() == list(range(0, 150, 15))
+    assert emb.features("q").shape == emb.features("mid_c_mean").shape == (10, 576)
+    # each answer's parsed score is the number in its text; the expected score is sum k p(k)
+    answers = table.column("answer").to_pylist()
+    digits = [re.fullmatch(r"Score: (\d+)", a) for a in answers]
+    assert all(digits), answers
+    assert emb.answer_score.tolist() == [float(m.group(1)) for m in digits] and meta["n_unparsed_answers"] == 0
+    probs = np.asarray(table.column("score_probs").to_pylist())
+    np.testing.assert_allclose(probs.sum(1), 1, atol=1e-5)
+    np.testing.assert_allclose(emb.answer_expected, probs @ np.asarray(SCORES), rtol=1e-5)
+    # pooled columns are the pooling of the token states they describe
+    tokens = pa.parquet.read_table(out.with_suffix(".tokens.parquet")).to_pandas()
+    assert len(tokens) == int(table.column("n_query_tokens").to_numpy().sum() + table.column("n_answer_tokens").to_numpy().sum())
+    first_q = np.stack(tokens[(tokens.frame_index == 0) & (tokens.part == "q")].state.to_list()).astype(np.float32)
+    np.testing.assert_allclose(emb.features("q")[0], first_q.max(0), rtol=2e-3, atol=1e-3)
+    np.testing.assert_allclose(emb.features("q_mean")[0], first_q.mean(0), rtol=1e-2, atol=2e-3)
     assert not list(out.parent.glob("*.part"))
     # a rerun skips finished files
     mtime = out.stat().st_mtime_ns

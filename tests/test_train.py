@@ -8,8 +8,8 @@ import torch
 from conftest import DATA
 from llmvs import LlmvsError
 from llmvs.datasets import load_caption_json, read_annotations, shipped_captions_path, write_annotations
-from llmvs.model import GlobalAggregator, ModelConfig, select_features
-from llmvs.prompting import WindowResult, embeddings_table, write_arrow
+from llmvs.embeddings import feature_matrix, features_table, read_embeddings, write_arrow
+from llmvs.model import GlobalAggregator, ModelConfig
 from llmvs.report import aggregate
 from llmvs.scoring import evaluate_split
 from llmvs.shots import caption_features, detect_shots
@@ -18,19 +18,33 @@ from llmvs.train import TrainConfig, train_split, validation_keys
 VIDEOS = ["video_8", "video_11", "video_12", "video_19", "video_18"]  # the five shortest SumMe videos
 
 
-@pytest.mark.parametrize("features", ["qa", "q", "a"])
+def write_features(path, picks, columns: dict, answer_score=None):
+    """An embeddings file with the given [T, D] feature columns (and answer scores)."""
+    import pyarrow as pa
+
+    extra = {} if answer_score is None else {"answer_score": pa.array(answer_score, pa.float32()),
+                                              "answer_expected": pa.array(answer_score, pa.float32())}
+    write_arrow(features_table(picks, columns, {"model": "test", "columns": {k: "test" for k in columns}}, extra), path)
+
+
+@pytest.mark.parametrize("features", ["qa", "q", "a", ["c", "q"]])
 @pytest.mark.parametrize("aggregator", ["attention", "mlp"])
-def test_model_variants_shapes(features, aggregator):
-    cfg = ModelConfig(input_dim=12, features=features, aggregator=aggregator, d_model=32, dim_feedforward=64,
+def test_model_variants_shapes(features, aggregator, tmp_path):
+    rng = np.random.default_rng(0)
+    cols = {k: rng.random((9, 12)).astype(np.float16).astype(np.float32) for k in ("q", "a", "c")}
+    write_features(tmp_path / "v.arrow", np.arange(0, 135, 15), cols)
+    x = feature_matrix(read_embeddings(tmp_path / "v.arrow"), features)
+    cfg = ModelConfig(input_dim=x.shape[1], features=features, aggregator=aggregator, d_model=32, dim_feedforward=64,
                       positional_encoding=aggregator == "attention")
     model = GlobalAggregator(cfg).eval()
-    q, a = np.random.rand(9, 12).astype(np.float32), np.random.rand(9, 12).astype(np.float32)
-    x = select_features(q, a, features)
     out = model(torch.as_tensor(x)[None])
     assert out.shape == (1, 9) and bool(((out > 0) & (out < 1)).all())
     assert (model.encoder is None) == (aggregator == "mlp")
-    if features == "qa":
-        assert np.array_equal(x, np.maximum(q, a))
+    expected = {"qa": np.maximum(cols["q"], cols["a"]), "q": cols["q"], "a": cols["a"]}.get(
+        features if isinstance(features, str) else "", None)
+    if expected is None:
+        expected = np.concatenate([cols["c"], cols["q"]], axis=1)
+    assert np.array_equal(x, expected)
 
 
 def test_paper_head_dimensions():
@@ -69,8 +83,8 @@ def tiny_benchmark(tmp_path_factory):
         v = videos[key]
         tfidf = caption_features(caps[v.caption_key]["captions"])
         feats = tfidf @ proj[: tfidf.shape[1]]
-        results = [WindowResult(q=f[None], a=(f * 0.5)[None], answer=f"Score: {i % 10}") for i, f in enumerate(feats)]
-        write_arrow(embeddings_table(v.picks, results, {"model": "tfidf-projection"}), root / "emb" / f"{key}.arrow")
+        write_features(root / "emb" / f"{key}.arrow", v.picks, {"q": feats, "a": feats * 0.5},
+                       answer_score=np.arange(len(feats)) % 10)
         cps = detect_shots(tfidf, v.n_frames, v.picks, v.fps)
         import pyarrow as pa
 
@@ -136,12 +150,12 @@ def test_missing_or_mismatched_embeddings_are_clear_errors(tiny_benchmark, tmp_p
     emb.mkdir()
     for p in (root / "emb").glob("*.arrow"):
         (emb / p.name).write_bytes(p.read_bytes())
-    short = [WindowResult(q=np.ones((1, 24), np.float32), a=np.ones((1, 24), np.float32), answer="5")] * 3
-    write_arrow(embeddings_table(np.arange(0, 45, 15), short, {}), emb / "video_8.arrow")
+    short = {"q": np.ones((3, 24), np.float32), "a": np.ones((3, 24), np.float32)}
+    write_features(emb / "video_8.arrow", np.arange(0, 45, 15), short, answer_score=[5, 5, 5])
     with pytest.raises(LlmvsError, match="video_8.arrow: 3 steps, but video_8 has 86"):
         train_split(root / "annotations.parquet", emb, root / "splits.json", 0,
                     TrainConfig(epochs=1, d_model=16, dim_feedforward=16), tmp_path / "out")
-    write_arrow(embeddings_table(np.arange(0, 45, 15), short, {}), emb / "video_12.arrow")
+    write_features(emb / "video_12.arrow", np.arange(0, 45, 15), short, answer_score=[5, 5, 5])
     with pytest.raises(LlmvsError, match="video_12.arrow: 3 steps, but video_12 has"):  # the test video of split 0
         evaluate_split(root / "annotations.parquet", root / "splits.json", 0, "zero_shot", tmp_path / "zs",
                        embeddings_dir=emb)

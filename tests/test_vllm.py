@@ -24,7 +24,9 @@ def test_vllm_prompts_match_transformers():
 
     from llmvs.datasets import load_caption_json, shipped_captions_path
     from llmvs.llm import load_llm, resolve_llm
-    from llmvs.prompting import PromptBuilder, VllmWindowScorer, WindowScorer, format_window, resolve_exemplars
+    from llmvs.prompts import PromptBuilder, format_window, resolve_exemplars
+    from llmvs.vllm_scorer import VllmWindowScorer
+    from llmvs.window_scorer import WindowScorer
 
     folder, _ = resolve_llm("smollm2")
     exemplars = resolve_exemplars("auto", "summe", 0, DATA)
@@ -39,6 +41,8 @@ def test_vllm_prompts_match_transformers():
         for part in ("q", "a"):
             pv, ph = getattr(v, part).max(0), getattr(h, part).max(0)
             assert np.abs(pv - ph).max() <= 1e-3 * np.abs(ph).max()
+        assert v.q_mid is None  # vLLM exposes no middle-layer states: those columns are absent
+        np.testing.assert_allclose(v.score_probs, h.score_probs, atol=1e-2)  # top-20 log-probs only
 
 
 def test_vllm_captions_match_transformers(tmp_path):

@@ -51,7 +51,8 @@ def bench_prompts(n_windows: int = 64, batch_size: int = 8, threads: int | None 
 
     from llmvs.datasets import load_caption_json, shipped_captions_path
     from llmvs.llm import load_llm
-    from llmvs.prompting import PromptBuilder, WindowScorer, format_window, resolve_exemplars
+    from llmvs.prompts import PromptBuilder, format_window, resolve_exemplars
+    from llmvs.window_scorer import WindowScorer
 
     if threads:
         torch.set_num_threads(threads)

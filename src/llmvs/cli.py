@@ -49,7 +49,7 @@ def _prompts(a):
     if not todo:
         return
     runner = PromptRunner(a.llm, a.exemplars, a.dataset, a.seed, a.path, a.dtype, a.batch_size,
-                          a.max_new_tokens, a.threads, a.data_dir)
+                          a.max_new_tokens, a.threads, a.data_dir, a.token_budget)
     for c, o in todo:
         meta = runner.run(c, o, token_states=Path(o).with_suffix(".tokens.parquet") if a.token_states else None)
         print(f"{o}: {meta['video']} {meta['n_unparsed_answers']} unparsed answer(s), "
@@ -157,7 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--path", default="fast", choices=["fast", "plain", "vllm"],
                    help="fast: shared-prefix KV cache (default); plain: full prompt per window; vllm: vLLM engines")
     s.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
-    s.add_argument("--batch-size", type=int, default=8)
+    s.add_argument("--batch-size", type=int, default=16, help="most windows per forward pass")
+    s.add_argument("--token-budget", type=int, default=2048, help="most padded query tokens per forward pass")
     s.add_argument("--max-new-tokens", type=int, default=8)
     s.add_argument("--threads", type=int, help="torch CPU threads")
     s.add_argument("--token-states", action="store_true", help="also write token-level states (.tokens.parquet)")

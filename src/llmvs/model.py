@@ -1,7 +1,7 @@
 """The global aggregator: the only trained part of LLMVS.
 
-Per step: the chosen LLM features (max-pooled over tokens; `qa` = max over the query and answer
-tokens together) -> Linear(D -> M) + LayerNorm -> Transformer encoder over the T steps of the
+Per step: the chosen features (columns of the embeddings file, each pooled over tokens; `qa` = max
+over the query and answer tokens together, as the paper; several columns are concatenated) -> Linear(D -> M) + LayerNorm -> Transformer encoder over the T steps of the
 video (3 layers, 2 heads, post-norm, no positional encoding: as the authors' code) -> MLP head
 (M -> M/2 -> M/4 -> M/8 -> M/16 -> 1, i.e. 2048 -> 1024 -> 512 -> 256 -> 128 -> 1 at the paper's
 M = 2048, LayerNorms after the 1st and 3rd layers) -> sigmoid: one score per step.
@@ -17,14 +17,13 @@ import numpy as np
 import torch
 from torch import nn
 
-FEATURES = ("qa", "q", "a")
 AGGREGATORS = ("attention", "mlp")
 
 
 @dataclass
 class ModelConfig:
     input_dim: int
-    features: str = "qa"
+    features: str | list = "qa"  # embedding column(s) the model reads; see llmvs.embeddings.feature_matrix
     aggregator: str = "attention"
     d_model: int = 2048
     layers: int = 3
@@ -36,17 +35,6 @@ class ModelConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def select_features(q: np.ndarray, a: np.ndarray, features: str) -> np.ndarray:
-    """[T, D] model input: max-pool over the query and/or answer tokens (each stored pooled)."""
-    if features == "qa":
-        return np.maximum(q, a)
-    if features == "q":
-        return q
-    if features == "a":
-        return a
-    raise ValueError(f"unknown features {features!r}: expected one of {FEATURES}")
 
 
 def _sinusoid(t: int, d: int, device) -> torch.Tensor:

@@ -1,7 +1,9 @@
 """The `evaluate` stage: step scores for every test video of a split, and their metrics.
 
-Methods: `model` (a trained checkpoint), `zero_shot` (the LLM's parsed answer scores, no
-training; unparsable answers take the video's median answer), and two controls that calibrate
+Methods: `model` (a trained checkpoint), `zero_shot` (the LLM's parsed greedy answer scores, no
+training; unparsable answers take the video's median answer), `zero_shot_expected` (the expected
+score sum_k k p(k) over the scale, read from the same forward pass: it ranks where greedy answers
+tie), and two controls that calibrate
 the protocol under the same shots: `random` (seeded uniform scores) and `oracle` (the
 ground-truth gtscore itself: the ceiling reachable with these shots).
 
@@ -18,7 +20,7 @@ import numpy as np
 
 from llmvs import LlmvsError
 
-METHODS = ("model", "zero_shot", "random", "oracle")
+METHODS = ("model", "zero_shot", "zero_shot_expected", "random", "oracle")
 
 
 def zero_shot_scores(answer_scores: np.ndarray) -> np.ndarray:
@@ -57,7 +59,9 @@ def evaluate_split(annotations, splits_file, split: int, method: str, out_dir, *
         if method == "model":
             scores = predict(model, load_video_features(embeddings_dir, v, ckpt["model_config"]["features"]))
         elif method == "zero_shot":
-            scores = zero_shot_scores(load_video_embeddings(embeddings_dir, v)[2])
+            scores = zero_shot_scores(load_video_embeddings(embeddings_dir, v).answer_score)
+        elif method == "zero_shot_expected":
+            scores = zero_shot_scores(load_video_embeddings(embeddings_dir, v).answer_expected)
         elif method == "random":
             rng = np.random.default_rng([seed, zlib.crc32(key.encode())])  # same per video whatever the split
             scores = rng.random(v.n_steps)

@@ -43,17 +43,16 @@ def budget_fraction(n_frames: int, fps: float, budget: float | None, seconds: fl
 
 def step_scores(embeddings, scorer: str | None) -> tuple[np.ndarray, str]:
     """Scores per sampled frame from a trained checkpoint, or the zero-shot answers."""
-    from llmvs.model import select_features
-    from llmvs.prompting import read_embeddings
+    from llmvs.embeddings import feature_matrix, read_embeddings
     from llmvs.scoring import zero_shot_scores
 
-    _, q, a, answers, _ = read_embeddings(embeddings)
+    emb = read_embeddings(embeddings)
     if not scorer:
-        return zero_shot_scores(answers), "zero-shot LLM answers"
+        return zero_shot_scores(emb.answer_score), "zero-shot LLM answers"
     from llmvs.train import load_model, predict
 
     model, ckpt = load_model(scorer)
-    x = select_features(q, a, ckpt["model_config"]["features"])
+    x = feature_matrix(emb, ckpt["model_config"]["features"])
     if x.shape[1] != ckpt["model_config"]["input_dim"]:
         raise LlmvsError(f"{scorer}: trained on {ckpt['model_config']['input_dim']}-d LLM states, "
                          f"but this LLM gives {x.shape[1]}-d states (use the scorer of the same LLM)")
@@ -153,7 +152,8 @@ def summarize_video(video, out_dir, *, captions=None, captioner=None, llm: str =
     from llmvs.captioning import caption_transformers, frame_images, read_caption_file, write_captions
     from llmvs.evaluation import frame_scores, knapsack, shot_scores
     from llmvs.io import read_parquet, table_metadata
-    from llmvs.prompting import PromptRunner, read_embeddings
+    from llmvs.embeddings import read_embeddings
+    from llmvs.prompting import PromptRunner
     from llmvs.shots import detect_shots, frame_features
     from llmvs.video import decode_frames
 
@@ -189,7 +189,7 @@ def summarize_video(video, out_dir, *, captions=None, captioner=None, llm: str =
         runner = PromptRunner(llm, exemplars, None, 0, "fast", dtype, threads=threads)
         runner.run(work / "captions.parquet", work / "embeddings.arrow")
         scores, scorer_id = step_scores(work / "embeddings.arrow", scorer)
-        answers = read_embeddings(work / "embeddings.arrow")[3]
+        answers = read_embeddings(work / "embeddings.arrow").answer_score
         lap("llm_s")
         cps = detect_shots(frame_features(frames.column("jpeg").to_pylist()), n_frames, picks, fps,
                            shot_seconds=shot_seconds)

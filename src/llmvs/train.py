@@ -29,7 +29,7 @@ SELECTIONS = ("val_loss", "val_rho", "last", "test_rho")
 
 @dataclass
 class TrainConfig:
-    features: str = "qa"
+    features: str | list = "qa"  # column(s) of the embeddings files (llmvs.embeddings)
     aggregator: str = "attention"
     d_model: int = 256
     layers: int = 3
@@ -83,28 +83,24 @@ def validation_keys(train_keys: list[str], fraction: float, seed: int) -> list[s
     return sorted(rng.choice(keys, size=n, replace=False).tolist())
 
 
-def load_video_embeddings(embeddings_dir, video) -> tuple:
-    """(q, a, answer_scores) of one video, checked against its steps."""
-    from llmvs.prompting import read_embeddings
+def load_video_embeddings(embeddings_dir, video):
+    """The embeddings file of one video, checked against its steps."""
+    from llmvs.embeddings import read_embeddings
 
     path = Path(embeddings_dir) / f"{video.key}.arrow"
-    frame_index, q, a, answer_scores, _ = read_embeddings(path)
+    emb = read_embeddings(path)
+    frame_index = emb.frame_index
     if len(frame_index) != video.n_steps or not np.array_equal(frame_index, video.picks):
         raise LlmvsError(f"{path}: {len(frame_index)} steps, but {video.key} has {video.n_steps} "
                          f"(picks 0, 15, ... < {video.n_frames})")
-    return q, a, answer_scores
+    return emb
 
 
-def load_video_features(embeddings_dir, video, features: str) -> np.ndarray:
+def load_video_features(embeddings_dir, video, features) -> np.ndarray:
     """[T, D] features of one video, checked against its step count."""
-    from llmvs.model import select_features
+    from llmvs.embeddings import feature_matrix
 
-    path = Path(embeddings_dir) / f"{video.key}.arrow"
-    q, a, _ = load_video_embeddings(embeddings_dir, video)
-    x = select_features(q, a, features)
-    if not np.all(np.isfinite(x)):
-        raise LlmvsError(f"{path}: embeddings contain NaN/inf")
-    return x
+    return feature_matrix(load_video_embeddings(embeddings_dir, video), features)
 
 
 def video_metrics(video, scores: np.ndarray, change_points: np.ndarray | None) -> dict:
