@@ -1,17 +1,28 @@
 # llmvs: LLM-based video summarization (LLMVS, CVPR 2025) as a staged, resumable workflow.
-#   snakemake --cores all                    # the embedded default on both benchmarks
+#   snakemake --profile local                # the embedded default on both benchmarks
 #   snakemake --profile slurm --configfile presets/paper.yaml
+import os
+
 from snakemake.utils import min_version, validate
 
+from llmvs.datasets import annotation_files
 from llmvs.workflow import (
     benchmark_video_file,
     caption_args,
     caption_source,
+    check_config,
+    embedded_videos,
     estimate_message,
+    exemplar_inputs,
     llm_args,
+    llm_batches,
     prompts_args,
+    run_augments,
     run_cells,
+    run_encoder,
     run_method,
+    settings,
+    tfidf_jobs,
     train_config,
     user_captions,
     user_videos,
@@ -21,13 +32,15 @@ from llmvs.workflow import (
 min_version("9.0")
 
 
-configfile: "config.yaml"
+configfile: os.path.join(workflow.basedir, "config.yaml")
 
 
 validate(config, "workflow/schemas/config.schema.yaml")
+check_config(config, workflow.basedir)  # nested keys, and data_dir relative to this folder
 
-CAPTIONER, LLM = config["captioner"], config["llm"]
+SETTINGS = settings(config)  # (captioner, llm): the configured one first
 VIDEOS = {ds: video_keys(ds, config["data_dir"], config["splits"]) for ds in config["datasets"]}
+EMBEDDED = embedded_videos(config, VIDEOS)
 USER_VIDEOS = user_videos(config["videos_dir"])
 
 
@@ -42,8 +55,13 @@ wildcard_constraints:
 
 localrules:
     all,
-    aggregate_metrics,
+    build_annotations,
+    caption_frames,
+    detect_shots,
+    evaluate_split,
     human_baseline,
+    aggregate_setting,
+    combine_settings,
 
 
 include: "workflow/rules/common.smk"
@@ -55,7 +73,7 @@ include: "workflow/rules/summarize.smk"
 
 
 onstart:
-    print(estimate_message(config, VIDEOS))
+    print(estimate_message(config, EMBEDDED))
 
 
 rule all:

@@ -136,8 +136,8 @@ def test_train_evaluate_aggregate_end_to_end(tiny_benchmark, tmp_path):
 def test_training_is_deterministic(tiny_benchmark, tmp_path):
     a = _train(tiny_benchmark, 0, tmp_path / "a")
     b = _train(tiny_benchmark, 0, tmp_path / "b")
-    for k in a["state_dict"]:
-        assert torch.equal(a["state_dict"][k], b["state_dict"][k])
+    for k in a["state_dicts"][0]:
+        assert torch.equal(a["state_dicts"][0][k], b["state_dicts"][0][k])
     assert (tmp_path / "a" / "train_log.csv").read_text() == (tmp_path / "b" / "train_log.csv").read_text()
 
 

@@ -28,11 +28,13 @@ def make_copy(dest: Path, kind: str) -> Path:
                     ignore=shutil.ignore_patterns(".venv", ".git", "results", ".snakemake", "__pycache__", "*.egg-info"))
     (dest / "data" / "splits" / "summe_splits.json").write_text(json.dumps(TINY_SPLITS[kind]))
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
-    config.update(datasets=["summe"], splits=[0])
+    config.update(datasets=["summe"], splits=[0], windows_per_llm_job=100)
     config["training"] = {"d_model": 32, "dim_feedforward": 64, "epochs": 3,
                           **({"val_fraction": 0.0, "selection": "last"} if kind == "slurm" else {})}
     config["runs"] = {"qa": {}, "oracle": {"method": "oracle"}} if kind == "slurm" else {
-        "qa": {}, "zero_shot": {"method": "zero_shot"}, "random": {"method": "random"}, "oracle": {"method": "oracle"}}
+        "qa": {}, "zero_shot": {"method": "zero_shot"}, "zero_shot_expected": {"method": "zero_shot_expected"},
+        "tfidf": {"embeddings": "tfidf", "features": ["q_text", "c"]}, "random": {"method": "random"},
+        "oracle": {"method": "oracle"}}
     if kind == "slurm":
         config["gpus"] = {"captions": 0, "prompts": 0, "train": 1}
     (dest / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
@@ -56,11 +58,11 @@ def snakemake(cwd, *args, timeout=1200):
 def test_dry_run_lists_default_targets_and_lint_is_clean():
     rc, out = snakemake(ROOT, "-n", "--nolock", "--workflow-profile", "none")
     assert rc == 0, out[-2000:]
-    assert "aggregate_metrics" in out and "train_split" in out
+    assert "combine_settings" in out and "train_split" in out
     rc, out = snakemake(ROOT, "--lint", "--nolock", "--workflow-profile", "none")
     assert rc == 0, out[-3000:]
     rc, out = snakemake(ROOT, "-n", "--nolock", "--profile", "slurm")
-    assert rc == 0 and "aggregate_metrics" in out, out[-2000:]
+    assert rc == 0 and "combine_settings" in out, out[-2000:]
 
 
 def test_bad_config_key_fails_naming_it(tmp_path):
@@ -81,13 +83,15 @@ def finished_run(tmp_path_factory):
 def test_tiny_run_produces_every_stage(finished_run):
     wf = finished_run
     summary = pd.read_csv(wf / "results" / "summary.csv")
-    measured = summary[summary.source == "measured"]
-    assert {"qa", "zero_shot", "random", "oracle"} <= set(measured.row)
+    measured = summary[(summary.source == "measured") & summary.captioner.notna()]
+    assert list(measured.row) == ["qa", "zero_shot", "zero_shot_expected", "tfidf", "random", "oracle"]
+    assert set(measured.captioner) == {"blip"} and set(measured.llm) == {"smollm2"}
+    assert (wf / "results/summaries/blip/smollm2/summary.csv").exists()
     assert (wf / "results" / "summary.png").stat().st_size > 5000
     for key in ("video_8", "video_11", "video_12"):
         assert (wf / f"results/summe/embeddings/blip/smollm2/{key}.arrow").exists()
         assert (wf / f"results/summe/shots/{key}.parquet").exists()
-    assert (wf / "results/benchmarks/embed_windows/summe/blip/smollm2/video_8.tsv").exists()
+    assert len(list((wf / "results/benchmarks/embed_windows").glob("embed_windows_blip_smollm2_summe_*.tsv"))) == 2
     assert not list((wf / "results").rglob("*.part"))
     rc, out = snakemake(wf, "-n", "--cores", "2")
     assert rc == 0 and "Nothing to be done" in out
@@ -97,7 +101,7 @@ def test_forcerun_reruns_one_stage_and_what_depends_on_it(finished_run):
     wf = finished_run
     results = wf / "results/summe"
     upstream = results / "embeddings/blip/smollm2/video_8.arrow"
-    downstream = results / "runs/qa/split0/model.pt"
+    downstream = results / "runs/blip/smollm2/qa/split0/model.pt"
     up_before, down_before = upstream.stat().st_mtime_ns, downstream.stat().st_mtime_ns
     rc, out = snakemake(wf, "--cores", "2", "--forcerun", "detect_shots", "--until", "detect_shots")
     assert rc == 0, out[-3000:]
@@ -110,45 +114,82 @@ def test_forcerun_reruns_one_stage_and_what_depends_on_it(finished_run):
     assert upstream.stat().st_mtime_ns == up_before  # upstream of the shots: untouched
 
 
-def _job_pid(fragment: str) -> int | None:
-    """PID of the `llmvs` job whose command line contains `fragment`."""
+def _job_processes(fragment: str) -> list[int]:
+    """PIDs of the `llmvs` Python processes (not their shell wrappers) whose command line has `fragment`."""
+    pids = []
     for proc in Path("/proc").iterdir():
         try:
+            comm = (proc / "comm").read_text().strip()
             cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
         except (OSError, ValueError):
             continue
-        if "llmvs" in cmd and " prompts " in cmd and fragment in cmd and "snakemake" not in cmd:
-            return int(proc.name)
-    return None
+        if comm == "llmvs" and fragment in cmd:
+            pids.append(int(proc.name))
+    return pids
 
 
-def test_killed_job_resumes_without_redoing_finished_videos(finished_run):
-    wf = finished_run
-    emb = wf / "results/summe/embeddings/blip/smollm2"
-    victim, kept = emb / "video_11.arrow", emb / "video_8.arrow"
-    kept_mtime = kept.stat().st_mtime_ns
-    victim.unlink()
-    target = str(victim.relative_to(wf))
-    log = wf / "results/logs/embed_windows/summe/blip/smollm2/video_11.log"
-    log.unlink()
+def _arrow(path):
+    import pyarrow as pa
+
+    with pa.memory_map(str(path)) as src:
+        return pa.ipc.open_file(src).read_all()
+
+
+def _kill_job_then_rerun(wf, target: str, fragment: str, ready, timeout=600):
+    """Start Snakemake for `target`, SIGKILL the job's own Python process once `ready()` (a node
+    failure as the job sees it), check nothing of it survives, then run the same command again."""
     proc = subprocess.Popen([*SNAKEMAKE, "--cores", "2", target], cwd=wf,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    pid = None
-    for _ in range(480):  # SIGKILL the job (a node failure) once the LLM is working on the video
-        if log.exists() and "window" in log.read_text(errors="ignore"):
-            pid = _job_pid(target)
-            if pid:
-                break
+    pids = []
+    for _ in range(timeout * 4):
+        pids = _job_processes(fragment)
+        if pids and ready():
+            break
         time.sleep(0.25)
-    assert pid, "the embed_windows job did not start"
-    os.kill(pid, signal.SIGKILL)
-    assert proc.wait(timeout=120) != 0
-    assert not victim.exists()
-    rc, out = snakemake(wf, "--cores", "2", target)  # the same command again
+    assert pids, "the job did not start"
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    assert proc.wait(timeout=120) != 0  # Snakemake sees the job fail
+    time.sleep(1)
+    assert not _job_processes(fragment), "a process of the killed job survived"
+    assert not list((wf / "results").rglob(".*.part")), "the killed job left a temporary file"
+    return snakemake(wf, "--cores", "2", target)
+
+
+def test_killed_llm_job_reruns_to_identical_outputs(finished_run):
+    wf = finished_run
+    emb = wf / "results/summe/embeddings/blip/smollm2"
+    batch = [emb / "video_8.arrow", emb / "video_11.arrow"]  # one LLM job (windows_per_llm_job: 100)
+    reference = {p.name: _arrow(p) for p in batch}
+    other = emb / "video_12.arrow"
+    other_mtime = other.stat().st_mtime_ns
+    for p in batch:
+        p.unlink()
+    # kill while the job works on its second video, after it finished the first
+    target = str(batch[1].relative_to(wf))  # the job's command line names its outputs relative to wf
+    rc, out = _kill_job_then_rerun(wf, target, target, batch[0].exists)
     assert rc == 0, out[-3000:]
-    assert victim.exists() and kept.stat().st_mtime_ns == kept_mtime
-    assert out.count("rule embed_windows") == 1
-    assert not list(emb.glob(".*.part"))  # the killed job's temporary file is gone too
+    assert out.count("rule embed_windows_") == 1 and other.stat().st_mtime_ns == other_mtime
+    for p in batch:
+        rerun = _arrow(p)
+        assert rerun.equals(reference[p.name]) and rerun.schema.metadata == reference[p.name].schema.metadata
+
+
+def test_killed_training_job_reruns_to_identical_model(finished_run):
+    import torch
+
+    wf = finished_run
+    run = wf / "results/summe/runs/blip/smollm2/qa/split0"
+    reference = torch.load(run / "model.pt", weights_only=False)["state_dicts"]
+    for name in ("model.pt", "train_log.csv", "train_curve.png"):
+        (run / name).unlink()
+    target = str((run / "model.pt").relative_to(wf))
+    rc, out = _kill_job_then_rerun(wf, target, str(run.relative_to(wf)), lambda: not (run / "model.pt").exists())
+    assert rc == 0, out[-3000:]
+    rerun = torch.load(run / "model.pt", weights_only=False)["state_dicts"]
+    assert len(rerun) == len(reference)
+    for a, b in zip(rerun, reference):
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 @pytest.mark.slurm

@@ -56,6 +56,12 @@ def _prompts(a):
               f"{meta['n_fallback_windows']} fallback window(s)")
 
 
+def _tfidf(a):
+    from llmvs.tfidf import run_tfidf
+
+    run_tfidf(a.captions, a.out, a.dims)
+
+
 def _train(a):
     import json
 
@@ -63,7 +69,8 @@ def _train(a):
 
     cfg = TrainConfig.from_dict(json.loads(a.run_config) if a.run_config.lstrip().startswith("{")
                                 else json.loads(open(a.run_config).read()))
-    train_split(a.annotations, a.embeddings_dir, a.splits, a.split, cfg, a.out_dir, a.shots_dir, a.threads)
+    train_split(a.annotations, a.embeddings_dir, a.splits, a.split, cfg, a.out_dir, a.shots_dir, a.threads,
+                a.extra_annotations, a.extra_embeddings_dir)
 
 
 def _evaluate(a):
@@ -76,9 +83,12 @@ def _evaluate(a):
 
 
 def _aggregate(a):
-    from llmvs.report import aggregate
+    from llmvs.report import aggregate, combine
 
-    aggregate(a.metrics, a.out_dir, a.human)
+    if a.combine:
+        combine(a.combine, a.out_dir)
+    else:
+        aggregate(a.metrics, a.out_dir, a.human)
 
 
 def _bench(a):
@@ -166,6 +176,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data-dir")
     s.set_defaults(func=_prompts)
 
+    s = sub.add_parser("tfidf", help="control features without an LLM: TF-IDF/LSA of the captions -> .arrow")
+    s.add_argument("--captions", nargs="+", required=True, help="captions Parquet files (the LSA basis is fitted on all)")
+    s.add_argument("--out", nargs="+", required=True, help="one .arrow per captions file")
+    s.add_argument("--dims", type=int, default=256, help="LSA dimensions")
+    s.set_defaults(func=_tfidf)
+
     s = sub.add_parser("train", help="fit the global aggregator on one split -> model.pt, train_log.csv")
     s.add_argument("--annotations", required=True)
     s.add_argument("--embeddings-dir", required=True)
@@ -173,6 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--split", type=int, required=True)
     s.add_argument("--run-config", required=True, help="JSON file or inline JSON of training keys")
     s.add_argument("--shots-dir", help="shots of the videos (needed for val_rho/test_rho selection on SumMe)")
+    s.add_argument("--extra-annotations", help="augment: annotations.parquet of the other benchmark")
+    s.add_argument("--extra-embeddings-dir", help="augment: the other benchmark's embeddings folder")
     s.add_argument("--threads", type=int)
     s.add_argument("--out-dir", required=True)
     s.set_defaults(func=_train)
@@ -181,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--annotations", required=True)
     s.add_argument("--splits", required=True)
     s.add_argument("--split", type=int, required=True)
-    s.add_argument("--method", required=True, choices=["model", "zero_shot", "random", "oracle"])
+    s.add_argument("--method", required=True, choices=["model", "zero_shot", "zero_shot_expected", "random", "oracle"])
     s.add_argument("--model", help="model.pt (method model)")
     s.add_argument("--embeddings-dir", help="embeddings folder (methods model, zero_shot)")
     s.add_argument("--shots-dir", required=True)
@@ -190,7 +208,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_evaluate)
 
     s = sub.add_parser("aggregate", help="all metrics -> metrics.csv, summary.csv, summary.png")
-    s.add_argument("--metrics", nargs="+", required=True, help=".../{dataset}/runs/{run}/split{N}/metrics.csv")
+    src = s.add_mutually_exclusive_group(required=True)
+    src.add_argument("--metrics", nargs="+", help=".../{dataset}/runs/{captioner}/{llm}/{run}/split{N}/metrics.csv")
+    src.add_argument("--combine", nargs="+", help="several settings' summary.csv -> one summary.csv and chart")
     s.add_argument("--human", help="human.csv from `llmvs human`")
     s.add_argument("--out-dir", required=True)
     s.set_defaults(func=_aggregate)

@@ -223,3 +223,14 @@ def read_annotations(path) -> dict[str, Video]:
             picks=np.asarray(row["picks"], np.int64), gtscore=np.asarray(row["gtscore"], np.float32),
             user_scores=np.asarray(row["user_scores"], np.uint8), title=row["title"])
     return videos
+
+
+def annotation_files(name: str, data_dir=None) -> list[Path]:
+    """Every file `load_dataset(name)` reads (so a workflow can declare them as inputs)."""
+    _check_dataset(name)
+    root = Path(data_dir or default_data_dir())
+    if name == "summe":
+        info = root / "summe" / "summe-info.derived.tsv"
+        return [info] + [root / "summe" / row["gt_file"] for row in _read_tsv(info)]
+    tsv = root / "tvsum" / "ydata-tvsum50-anno.tsv"
+    return [tsv if tsv.exists() else tsv.with_suffix(".tsv.gz"), root / "tvsum" / "ydata-tvsum50-info.derived.tsv"]

@@ -70,11 +70,22 @@ class GlobalAggregator(nn.Module):
             if p.dim() > 1:
                 nn.init.xavier_uniform_(p)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: [B, T, D] -> scores [B, T] in (0, 1)."""
+    def forward(self, x: torch.Tensor, padding: torch.Tensor | None = None) -> torch.Tensor:
+        """x: [B, T, D] (padding: [B, T], True where a shorter video is padded) -> scores [B, T] in (0, 1)."""
         z = self.proj(x)
         if self.cfg.positional_encoding:
             z = z + _sinusoid(z.shape[1], z.shape[2], z.device)
         if self.encoder is not None:
-            z = self.encoder(z)
+            z = self.encoder(z, src_key_padding_mask=padding)
         return self.head(z).squeeze(-1)
+
+
+class Ensemble(nn.Module):
+    """The mean step scores of several aggregators (one member = that model itself)."""
+
+    def __init__(self, members: list[GlobalAggregator]):
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def forward(self, x: torch.Tensor, padding: torch.Tensor | None = None) -> torch.Tensor:
+        return torch.stack([m(x, padding) for m in self.members]).mean(0)

@@ -1,9 +1,11 @@
-"""The `aggregate` stage: one results table for every dataset x run x split, beside the paper.
+"""The `aggregate` stage: results tables for every dataset x run x split, beside the paper.
 
-`metrics.csv`: dataset, run, split, n_videos, tau, rho, f1 (means over the split's test videos).
-`summary.csv`: mean and std over splits per dataset x run (source = measured), our human
-baseline (measured), and the paper's published rows (source = published).
-`summary.png`: the same as a chart.
+Per setting (captioner x LLM), under `results/summaries/{captioner}/{llm}/`:
+`metrics.csv`: captioner, llm, dataset, run, split, n_videos, tau, rho, f1 (means over the split's
+test videos); `summary.csv`: mean and std over splits per dataset x run (source = measured), our
+human baseline (measured), and the paper's published rows (source = published); `summary.png`.
+`combine` stacks several settings' summaries into one table and chart (`results/summary.csv`), so
+the embedded default and the paper preset are compared side by side.
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ PUBLISHED = [
     ("LLMVS a only", "summe", .233, .260), ("LLMVS q only", "summe", .238, .265),
     ("LLMVS q+a, MLP instead of attention", "summe", .182, .203),
 ]
-_PATH = re.compile(r"(?P<dataset>[^/]+)/runs/(?P<run>[^/]+)/split(?P<split>\d+)/metrics\.csv$")
+_PATH = re.compile(r"(?P<dataset>[^/]+)/runs/(?P<captioner>[^/]+)/(?P<llm>[^/]+)/(?P<run>[^/]+)/split(?P<split>\d+)"
+                   r"/metrics\.csv$")
+SETTING = ["captioner", "llm"]
 
 
 def collect_metrics(paths) -> "pd.DataFrame":
@@ -34,17 +38,21 @@ def collect_metrics(paths) -> "pd.DataFrame":
     for p in paths:
         m = _PATH.search(Path(p).as_posix())
         if not m:
-            raise LlmvsError(f"{p}: expected .../{{dataset}}/runs/{{run}}/split{{N}}/metrics.csv")
-        frame = pd.read_csv(p)
+            raise LlmvsError(f"{p}: expected .../{{dataset}}/runs/{{captioner}}/{{llm}}/{{run}}/split{{N}}/metrics.csv")
+        try:
+            frame = pd.read_csv(p)
+        except (OSError, ValueError) as err:
+            raise LlmvsError(f"{p}: not a readable metrics CSV ({err})") from None
         if frame.empty:
             raise LlmvsError(f"{p}: no videos")
-        row = {"dataset": m["dataset"], "run": m["run"], "split": int(m["split"]), "n_videos": len(frame)}
+        row = {"captioner": m["captioner"], "llm": m["llm"], "dataset": m["dataset"], "run": m["run"],
+               "split": int(m["split"]), "n_videos": len(frame)}
         for col in ("tau", "rho", "f1"):
             row[col] = float(frame[col].mean()) if col in frame else np.nan
         rows.append(row)
     frame = pd.DataFrame(rows)
     run_order = frame.run.map({run: i for i, run in enumerate(dict.fromkeys(frame.run))})  # as given: the config's
-    return (frame.assign(run_order=run_order).sort_values(["dataset", "run_order", "split"])
+    return (frame.assign(run_order=run_order).sort_values(["captioner", "llm", "dataset", "run_order", "split"])
             .drop(columns="run_order").reset_index(drop=True))
 
 
@@ -52,8 +60,9 @@ def summarize(metrics, human=None) -> "pd.DataFrame":
     import pandas as pd
 
     rows = []
+    setting = dict(zip(SETTING, metrics[SETTING].iloc[0])) if len(metrics) else {}
     for (dataset, run), g in metrics.groupby(["dataset", "run"], sort=False):
-        row = {"dataset": dataset, "row": run, "source": "measured", "n_splits": len(g)}
+        row = {**setting, "dataset": dataset, "row": run, "source": "measured", "n_splits": len(g)}
         for col in ("tau", "rho", "f1"):
             row[f"{col}_mean"] = g[col].mean()
             row[f"{col}_std"] = g[col].std(ddof=0)
@@ -68,6 +77,38 @@ def summarize(metrics, human=None) -> "pd.DataFrame":
             rows.append({"dataset": dataset, "row": name, "source": "published", "tau_mean": tau,
                          "rho_mean": rho})
     return pd.DataFrame(rows)
+
+
+def combine(summary_files, out_dir) -> "pd.DataFrame":
+    """One table of several settings' summaries: measured rows of each, human and published rows once."""
+    import pandas as pd
+
+    from llmvs.io import atomic_path
+
+    frames = []
+    for p in summary_files:
+        try:
+            frames.append(pd.read_csv(p))
+        except (OSError, ValueError) as err:
+            raise LlmvsError(f"{p}: not a readable summary CSV ({err})") from None
+    table = pd.concat(frames, ignore_index=True)
+    shared = table.source == "published"
+    shared |= table.row.astype(str).str.startswith("human")
+    table.loc[shared, SETTING] = ""
+    table = table.drop_duplicates(subset=["dataset", "row", "source", *SETTING], keep="first")
+    rank = table.source.map({"measured": 0, "published": 2}).where(~table.row.astype(str).str.startswith("human"), 1)
+    table = table.assign(_rank=rank).sort_values(["dataset", "_rank"], kind="stable").drop(columns="_rank")
+    out_dir = Path(out_dir)
+    with atomic_path(out_dir / "summary.csv") as tmp:
+        table.to_csv(tmp, index=False, float_format="%.4f")
+    plot_summary(table, out_dir / "summary.png")
+    return table
+
+
+def _label(row) -> str:
+    setting = "/".join(str(row[c]) for c in SETTING if c in row and isinstance(row[c], str) and row[c])
+    name = f"{row['row']} ({setting})" if setting and row["source"] == "measured" else str(row["row"])
+    return name + (" (paper)" if row["source"] == "published" else "")
 
 
 def plot_summary(summary, out) -> None:
@@ -89,7 +130,7 @@ def plot_summary(summary, out) -> None:
                 xerr=g.get("tau_std", None), error_kw={"lw": 0.8})
         ax.barh(y - 0.2, g.rho_mean, 0.4, color=colors, alpha=0.5, label="Spearman ρ",
                 xerr=g.get("rho_std", None), error_kw={"lw": 0.8})
-        ax.set_yticks(y, [f"{r}{' (paper)' if s == 'published' else ''}" for r, s in zip(g.row, g.source)], fontsize=8)
+        ax.set_yticks(y, [_label(r) for _, r in g.iterrows()], fontsize=8)
         ax.axvline(0, color="black", lw=0.6)
         ax.set_title(f"{ds}: ours (blue, mean ± std over 5 splits) vs published (grey)", fontsize=9)
         ax.legend(fontsize=8, loc="lower right")

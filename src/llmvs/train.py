@@ -24,7 +24,7 @@ import numpy as np
 
 from llmvs import LlmvsError
 
-SELECTIONS = ("val_loss", "val_rho", "last", "test_rho")
+SELECTIONS = ("val_loss", "val_rho", "val_tau", "last", "test_rho")
 
 
 @dataclass
@@ -49,6 +49,9 @@ class TrainConfig:
     selection: str = "val_loss"  # parity: the authors pick the best *test* rho (selection: test_rho)
     seed: int = 1112
     amp: bool = True  # used on CUDA only
+    ensemble: int = 1  # models trained with different seeds; their step scores are averaged
+    batch_videos: int = 1  # videos per forward pass (padded, masked); the loss stays a mean over videos
+    augment: bool = False  # the augmented setting: the other benchmark's videos join every fitting set
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -58,8 +61,8 @@ class TrainConfig:
         if unknown:
             raise LlmvsError(f"unknown training key(s): {', '.join(unknown)}")
         cfg = cls(**d)
-        if cfg.epochs < 1 or cfg.accumulate < 1:
-            raise LlmvsError("epochs and accumulate must be >= 1")
+        if min(cfg.epochs, cfg.accumulate, cfg.ensemble, cfg.batch_videos) < 1:
+            raise LlmvsError("epochs, accumulate, ensemble and batch_videos must be >= 1")
         if cfg.selection not in SELECTIONS:
             raise LlmvsError(f"unknown selection {cfg.selection!r}: expected one of {SELECTIONS}")
         return cfg
@@ -103,8 +106,10 @@ def load_video_features(embeddings_dir, video, features) -> np.ndarray:
     return feature_matrix(load_video_embeddings(embeddings_dir, video), features)
 
 
-def video_metrics(video, scores: np.ndarray, change_points: np.ndarray | None) -> dict:
-    """tau, rho (dataset protocol) and F1 for one video's step scores."""
+def video_metrics(video, scores: np.ndarray, change_points: np.ndarray | None, users=None) -> dict:
+    """tau, rho (dataset protocol) and F1 for one video's step scores.
+
+    `users`: TVSum's per-annotator knapsack summaries under these shots, when already computed."""
     from llmvs.evaluation import (f1_score, knapsack_summary, summe_correlation, tvsum_correlation,
                                   tvsum_user_summaries)
 
@@ -117,7 +122,8 @@ def video_metrics(video, scores: np.ndarray, change_points: np.ndarray | None) -
             out["tau"], out["rho"] = summe_correlation(summary, video.user_summaries)
             out["f1"] = f1_score(summary, video.user_summaries, "max")
         else:
-            users = tvsum_user_summaries(video.user_scores, change_points, video.n_frames)
+            if users is None:
+                users = tvsum_user_summaries(video.user_scores, change_points, video.n_frames)
             out["f1"] = f1_score(summary, users, "avg")
     return out
 
@@ -137,19 +143,83 @@ def predict(model, x: np.ndarray) -> np.ndarray:
         return model(torch.as_tensor(x, device=device)[None]).float()[0].cpu().numpy()
 
 
+def _batch(tensors: list, targets: list):
+    """Pad videos to one length: (x [B, T, D], y [B, T], padding mask [B, T], True = padding)."""
+    import torch
+
+    n = max(len(t) for t in targets)
+    x = tensors[0].new_zeros(len(tensors), n, tensors[0].shape[-1])
+    y = targets[0].new_zeros(len(targets), n)
+    pad = torch.ones(len(targets), n, dtype=torch.bool, device=x.device)
+    for i, (t, g) in enumerate(zip(tensors, targets)):
+        x[i, :len(g)], y[i, :len(g)], pad[i, :len(g)] = t, g, False
+    return x, y, pad
+
+
+def _fit_member(cfg: TrainConfig, mcfg, seed: int, data: dict, evaluate, device, desc: str):
+    """Train one model; returns (selected state dict, selected epoch, log rows)."""
+    import torch
+    from tqdm import tqdm
+
+    from llmvs.model import GlobalAggregator
+
+    seed_everything(seed)
+    model = GlobalAggregator(mcfg).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.t_max or cfg.epochs, eta_min=cfg.eta_min)
+    use_amp = cfg.amp and device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    order_rng = np.random.default_rng(seed)
+    fit = list(data["fit"])
+    log, best, best_state, selected = [], None, None, 0
+    for epoch in tqdm(range(1, cfg.epochs + 1), desc=desc, unit="epoch", mininterval=5):
+        model.train()
+        losses = []
+        opt.zero_grad(set_to_none=True)
+        # parity: the authors' 5-GPU DDP reshuffles every epoch (a single GPU would not shuffle)
+        order = order_rng.permutation(len(fit))
+        batches = [order[i:i + cfg.batch_videos] for i in range(0, len(order), cfg.batch_videos)]
+        for i, idx in enumerate(batches):
+            x, y, pad = _batch([data["x"][fit[j]] for j in idx], [data["y"][fit[j]] for j in idx])
+            with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+                pred = model(x, pad).float()
+            # each video's own mean squared error, averaged over the videos (= batch of one, accumulated)
+            per_video = ((pred - y) ** 2).masked_fill(pad, 0).sum(1) / (~pad).sum(1)
+            loss = per_video.mean()
+            scaler.scale(loss / cfg.accumulate).backward()
+            losses += per_video.detach().tolist()
+            if (i + 1) % cfg.accumulate == 0 or i + 1 == len(batches):
+                scaler.unscale_(opt)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                scaler.step(opt)
+                scaler.update()
+                opt.zero_grad(set_to_none=True)
+        sched.step()
+        row = {"epoch": epoch, "lr": opt.param_groups[0]["lr"], "train_loss": float(np.mean(losses))}
+        for part, keys in data["eval"].items():
+            row.update({f"{part}_{m}": v for m, v in evaluate(model, keys).items()})
+        log.append(row)
+        key = {"val_loss": -row.get("val_loss", 0.0), "val_rho": row.get("val_rho", 0.0),
+               "val_tau": row.get("val_tau", 0.0), "test_rho": row.get("test_rho", 0.0), "last": epoch}[cfg.selection]
+        if best is None or key > best:
+            best, selected = key, epoch
+            best_state = {n: p.detach().cpu().clone() for n, p in model.state_dict().items()}
+    return best_state, selected, log
+
+
 def train_split(annotations, embeddings_dir, splits_file, split: int, cfg: TrainConfig, out_dir,
-                shots_dir=None, threads: int | None = None) -> dict:
+                shots_dir=None, threads: int | None = None, extra_annotations=None, extra_embeddings_dir=None) -> dict:
+    """Fit `cfg.ensemble` aggregators on one split; `extra_*`: the other benchmark (augment: true)."""
     import pandas as pd
     import torch
 
     from llmvs.datasets import read_annotations
     from llmvs.io import atomic_path, write_text
-    from llmvs.model import GlobalAggregator, ModelConfig
+    from llmvs.model import ModelConfig
     from llmvs.shots import read_shots
 
     if threads:
         torch.set_num_threads(threads)
-    seed_everything(cfg.seed + split)
     videos = read_annotations(annotations)
     splits = json.loads(Path(splits_file).read_text())
     if not 0 <= split < len(splits):
@@ -163,10 +233,25 @@ def train_split(annotations, embeddings_dir, splits_file, split: int, cfg: Train
     eval_keys = {"val": val_keys, "test": test_keys if cfg.selection == "test_rho" else []}
     needed = fit_keys + val_keys + eval_keys["test"]
     feats = {k: load_video_features(embeddings_dir, videos[k], cfg.features) for k in needed}
-    shots = {}
+    targets = {k: videos[k].gtscore for k in needed}
+    extra_keys = []
+    if cfg.augment:  # the augmented setting: every video of the other benchmark joins the fitting set
+        if not extra_annotations or not extra_embeddings_dir:
+            raise LlmvsError("augment: true needs the other benchmark's annotations and embeddings")
+        others = read_annotations(extra_annotations)
+        for k, v in others.items():
+            feats[f"{v.dataset}:{k}"] = load_video_features(extra_embeddings_dir, v, cfg.features)
+            targets[f"{v.dataset}:{k}"] = v.gtscore
+            extra_keys.append(f"{v.dataset}:{k}")
+    shots, users = {}, {}
     if shots_dir:  # validation correlations are logged whatever the selection rule
-        shots = {k: read_shots(Path(shots_dir) / f"{k}.parquet", videos[k].n_frames) for k in val_keys + eval_keys["test"]}
-    if cfg.selection in ("val_rho", "test_rho") and videos[needed[0]].dataset == "summe" and not shots:
+        from llmvs.evaluation import tvsum_user_summaries
+
+        for k in val_keys + eval_keys["test"]:
+            shots[k] = read_shots(Path(shots_dir) / f"{k}.parquet", videos[k].n_frames)
+            if videos[k].dataset == "tvsum":  # the annotators' summaries do not change during training
+                users[k] = tvsum_user_summaries(videos[k].user_scores, shots[k], videos[k].n_frames)
+    if cfg.selection in ("val_rho", "val_tau", "test_rho") and videos[needed[0]].dataset == "summe" and not shots:
         raise LlmvsError(f"selection {cfg.selection} on SumMe needs shots (--shots-dir)")
 
     device = _device()
@@ -174,22 +259,17 @@ def train_split(annotations, embeddings_dir, splits_file, split: int, cfg: Train
     mcfg = ModelConfig(input_dim=input_dim, features=cfg.features, aggregator=cfg.aggregator, d_model=cfg.d_model,
                        layers=cfg.layers, heads=cfg.heads, dim_feedforward=cfg.dim_feedforward, dropout=cfg.dropout,
                        positional_encoding=cfg.positional_encoding, input_norm=cfg.input_norm)
-    model = GlobalAggregator(mcfg).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.t_max or cfg.epochs, eta_min=cfg.eta_min)
-    use_amp = cfg.amp and device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    loss_fn = torch.nn.MSELoss()
-    tensors = {k: torch.as_tensor(v, device=device)[None] for k, v in feats.items()}
-    targets = {k: torch.as_tensor(videos[k].gtscore, device=device)[None] for k in needed}
-    order_rng = np.random.default_rng(cfg.seed + split)
+    data = {"x": {k: torch.as_tensor(v, device=device) for k, v in feats.items()},
+            "y": {k: torch.as_tensor(v, device=device) for k, v in targets.items()},
+            "fit": fit_keys + extra_keys, "eval": eval_keys}
+    mse = torch.nn.MSELoss()
 
-    def evaluate(keys):
+    def evaluate(model, keys):
         if not keys:
             return {}
         preds = {k: predict(model, feats[k]) for k in keys}  # one forward per video for loss and metrics
-        losses = [float(loss_fn(torch.as_tensor(preds[k], device=device)[None], targets[k])) for k in keys]
-        rows = [video_metrics(videos[k], preds[k], shots.get(k)) for k in keys]
+        losses = [float(mse(torch.as_tensor(preds[k]), torch.as_tensor(targets[k]))) for k in keys]
+        rows = [video_metrics(videos[k], preds[k], shots.get(k), users.get(k)) for k in keys]
         out = {"loss": float(np.mean(losses))}
         for m in ("tau", "rho", "f1"):
             vals = [r[m] for r in rows if m in r]
@@ -197,54 +277,35 @@ def train_split(annotations, embeddings_dir, splits_file, split: int, cfg: Train
                 out[m] = float(np.mean(vals))
         return out
 
-    from tqdm import tqdm
-
-    log, best, best_state = [], None, None
-    for epoch in tqdm(range(1, cfg.epochs + 1), desc=f"train split {split}", unit="epoch", mininterval=5):
-        model.train()
-        losses = []
-        opt.zero_grad(set_to_none=True)
-        # parity: the authors' 5-GPU DDP reshuffles every epoch (a single GPU would not shuffle)
-        for i, k in enumerate(order_rng.permutation(fit_keys)):
-            with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
-                loss = loss_fn(model(tensors[k]).float(), targets[k])
-            scaler.scale(loss / cfg.accumulate).backward()
-            losses.append(float(loss.detach()))
-            if (i + 1) % cfg.accumulate == 0 or i + 1 == len(fit_keys):
-                scaler.unscale_(opt)
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                scaler.step(opt)
-                scaler.update()
-                opt.zero_grad(set_to_none=True)
-        sched.step()
-        row = {"epoch": epoch, "lr": opt.param_groups[0]["lr"], "train_loss": float(np.mean(losses))}
-        for part, keys in eval_keys.items():
-            row.update({f"{part}_{m}": v for m, v in evaluate(keys).items()})
-        log.append(row)
-        key = {"val_loss": -row.get("val_loss", 0.0), "val_rho": row.get("val_rho", 0.0),
-               "test_rho": row.get("test_rho", 0.0), "last": epoch}[cfg.selection]
-        if best is None or key > best:
-            best, best_state = key, {n: p.detach().cpu().clone() for n, p in model.state_dict().items()}
-            selected_epoch = epoch
+    states, selected, log = [], [], []
+    for member in range(cfg.ensemble):
+        seed = cfg.seed + split + 1000 * member
+        state, epoch, rows = _fit_member(cfg, mcfg, seed, data, evaluate, device,
+                                         f"train split {split}" + (f" member {member}" if cfg.ensemble > 1 else ""))
+        states.append(state)
+        selected.append(epoch)
+        log += [{"member": member, **r} for r in rows]
 
     out_dir = Path(out_dir)
-    ckpt = {"state_dict": best_state, "model_config": mcfg.to_dict(), "train_config": cfg.__dict__,
-            "selected_epoch": selected_epoch, "selection": cfg.selection, "split": split,
-            "fit_keys": fit_keys, "val_keys": val_keys, "test_keys": test_keys,
+    ckpt = {"state_dicts": states, "model_config": mcfg.to_dict(), "train_config": cfg.__dict__,
+            "selected_epoch": selected, "selection": cfg.selection, "split": split,
+            "fit_keys": fit_keys, "extra_fit_keys": extra_keys, "val_keys": val_keys, "test_keys": test_keys,
             "feature_schema": {"features": cfg.features, "input_dim": input_dim,
                                "source": str(embeddings_dir)}, "seed": cfg.seed + split}
     with atomic_path(out_dir / "model.pt") as tmp:
         torch.save(ckpt, tmp)
     frame = pd.DataFrame(log)
+    if cfg.ensemble == 1:
+        frame = frame.drop(columns="member")
     with atomic_path(out_dir / "train_log.csv") as tmp:
         frame.to_csv(tmp, index=False, float_format="%.6f")
-    plot_curve(frame, selected_epoch, out_dir / "train_curve.png", title=f"split {split} ({cfg.selection})")
-    write_text(json.dumps({"selected_epoch": selected_epoch, "selection": cfg.selection}) + "\n",
+    plot_curve(frame, selected, out_dir / "train_curve.png", title=f"split {split} ({cfg.selection})")
+    write_text(json.dumps({"selected_epoch": selected, "selection": cfg.selection}) + "\n",
                out_dir / "selection.json")
     return ckpt
 
 
-def plot_curve(frame, selected_epoch: int, out, title: str = "") -> None:
+def plot_curve(frame, selected: list[int], out, title: str = "") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -253,17 +314,21 @@ def plot_curve(frame, selected_epoch: int, out, title: str = "") -> None:
     from llmvs.io import atomic_path
 
     fig, ax = plt.subplots(1, 2, figsize=(10, 3.5))
-    for col in [c for c in frame.columns if c.endswith("_loss")]:
-        ax[0].plot(frame.epoch, frame[col], label=col)
-    for col in [c for c in frame.columns if c.endswith(("_rho", "_tau"))]:
-        ax[1].plot(frame.epoch, frame[col], label=col)
+    members = frame.groupby("member") if "member" in frame else [(0, frame)]
+    for member, part in members:
+        suffix = f" #{member}" if "member" in frame else ""
+        for col in [c for c in part.columns if c.endswith("_loss")]:
+            ax[0].plot(part.epoch, part[col], label=col + suffix)
+        for col in [c for c in part.columns if c.endswith(("_rho", "_tau"))]:
+            ax[1].plot(part.epoch, part[col], label=col + suffix)
     for a, name in zip(ax, ("MSE", "correlation")):
-        a.axvline(selected_epoch, color="grey", ls="--", lw=1)
+        for epoch in selected:
+            a.axvline(epoch, color="grey", ls="--", lw=1)
         a.set_xlabel("epoch")
         a.set_ylabel(name)
         if a.get_legend_handles_labels()[0]:
-            a.legend(fontsize=8)
-    fig.suptitle(f"{title} — selected epoch {selected_epoch}")
+            a.legend(fontsize=7)
+    fig.suptitle(f"{title} — selected epoch {', '.join(map(str, selected))}")
     fig.tight_layout()
     with atomic_path(out) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
@@ -271,14 +336,22 @@ def plot_curve(frame, selected_epoch: int, out, title: str = "") -> None:
 
 
 def load_model(path):
+    """(the checkpoint's model in eval mode — an ensemble mean when it holds several —, checkpoint)."""
     import torch
 
-    from llmvs.model import GlobalAggregator, ModelConfig
+    from llmvs.model import Ensemble, GlobalAggregator, ModelConfig
 
     path = Path(path)
     if not path.exists():
         raise LlmvsError(f"{path}: missing model checkpoint (run the train stage)")
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    model = GlobalAggregator(ModelConfig(**ckpt["model_config"]))
-    model.load_state_dict(ckpt["state_dict"])
-    return model.to(_device()).eval(), ckpt
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        states = ckpt["state_dicts"]
+        members = []
+        for state in states:
+            m = GlobalAggregator(ModelConfig(**ckpt["model_config"]))
+            m.load_state_dict(state)
+            members.append(m)
+    except (OSError, RuntimeError, KeyError, TypeError, EOFError) as err:
+        raise LlmvsError(f"{path}: not a readable llmvs checkpoint ({str(err).splitlines()[0]})") from None
+    return Ensemble(members).to(_device()).eval(), ckpt

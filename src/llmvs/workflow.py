@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from llmvs import LlmvsError
@@ -22,7 +23,43 @@ def video_keys(dataset: str, data_dir, splits: list[int]) -> list[str]:
     return sorted(keys, key=lambda k: int(k.rsplit("_", 1)[1]))
 
 
-RUN_KEYS = ("method", "datasets")  # run keys that are not training keys
+RUN_KEYS = ("method", "datasets", "embeddings")  # run keys that are not training keys
+OTHER = {"summe": "tvsum", "tvsum": "summe"}
+
+
+def check_config(config: dict, workflow_dir) -> None:
+    """Checks the schema cannot express, at DAG-building time, naming the key's path; resolves the
+    shipped `data_dir` against the workflow's own folder (so `--directory` works)."""
+    data = Path(config["data_dir"]).expanduser()
+    config["data_dir"] = str(data if data.is_absolute() else Path(workflow_dir) / data)
+    for name in ("captioner", "llm"):
+        pool = config[name + "s"]
+        if config[name] not in pool:
+            raise LlmvsError(f"config {name}: {config[name]!r} is not one of {name}s: {', '.join(pool) or '(none)'}")
+    for setting in config.get("compare", []):
+        captioner, _, llm = setting.partition("/")
+        if captioner not in config["captioners"] or llm not in config["llms"]:
+            raise LlmvsError(f"config compare: {setting!r} must be <captioner>/<llm> from captioners and llms")
+    for run, spec in config["runs"].items():
+        encoder = spec.get("embeddings", config["llm"])
+        if encoder not in ("tfidf", config["llm"]):
+            raise LlmvsError(f"config runs.{run}.embeddings: {encoder!r} must be 'tfidf' or the llm ({config['llm']})")
+        for dataset in config["datasets"]:
+            try:
+                train_config(config, dataset, run)
+            except LlmvsError as err:
+                where = f"runs.{run}" if set(spec) - set(RUN_KEYS) else "training"
+                raise LlmvsError(f"config {where} ({dataset}): {err}") from None
+
+
+def settings(config: dict) -> list[tuple[str, str]]:
+    """(captioner, llm) pairs the default target reports: the configured one, then `compare`."""
+    out = [(config["captioner"], config["llm"])]
+    for s in config.get("compare", []):
+        pair = tuple(s.split("/", 1))
+        if pair not in out:
+            out.append(pair)
+    return out
 
 
 def run_cells(config: dict) -> list[tuple[str, str, int]]:
@@ -37,6 +74,15 @@ def run_method(config: dict, run: str) -> str:
     return config["runs"][run].get("method", "model")
 
 
+def run_encoder(config: dict, run: str, llm: str) -> str:
+    """Whose embeddings a run reads in setting `llm`: the LLM's, or the `tfidf` control's."""
+    return "tfidf" if config["runs"][run].get("embeddings") == "tfidf" else llm
+
+
+def run_augments(config: dict, dataset: str, run: str) -> bool:
+    return bool(json.loads(train_config(config, dataset, run)).get("augment", False))
+
+
 def train_config(config: dict, dataset: str, run: str) -> str:
     """JSON of the training keys for one dataset x run: training < training_by_dataset < run."""
     from llmvs.train import TrainConfig
@@ -45,6 +91,49 @@ def train_config(config: dict, dataset: str, run: str) -> str:
               **{k: v for k, v in config["runs"][run].items() if k not in RUN_KEYS}}
     TrainConfig.from_dict(merged)  # unknown or bad keys fail at DAG-building time, naming the key
     return json.dumps(merged, sort_keys=True)
+
+
+def embedded_videos(config: dict, videos: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Videos whose embeddings some run reads: the evaluated ones, plus every video of the other
+    benchmark when a run trains in the augmented setting."""
+    out = {ds: list(keys) for ds, keys in videos.items()}
+    for ds in config["datasets"]:
+        for run in config["runs"]:
+            if run_method(config, run) == "model" and run_augments(config, ds, run) and OTHER[ds] not in out:
+                out[OTHER[ds]] = video_keys(OTHER[ds], config["data_dir"], [0, 1, 2, 3, 4])
+    return out
+
+
+def llm_batches(config: dict, videos: dict[str, list[str]], captioner: str, llm: str) -> list[dict]:
+    """The LLM stage's jobs: consecutive videos of one benchmark, about `windows_per_llm_job` windows
+    each (the model loads once per job); 0 = one job per video."""
+    from llmvs.datasets import load_dataset
+
+    target = config.get("windows_per_llm_job", 0)
+    out = []
+    for ds, keys in videos.items():
+        steps = load_dataset(ds, config["data_dir"])
+        batch, size = [], 0
+        for k in keys:
+            batch.append(k)
+            size += steps[k].n_steps
+            if size >= target or k == keys[-1]:
+                out.append({"name": _rule_name("embed_windows", captioner, llm, ds, len([b for b in out if b["dataset"] == ds])),
+                            "dataset": ds, "videos": batch, "windows": size})
+                batch, size = [], 0
+    return out
+
+
+def _rule_name(*parts) -> str:
+    return "_".join(re.sub(r"\W", "_", str(p)) for p in parts)
+
+
+def tfidf_jobs(config: dict, videos: dict[str, list[str]], captioner: str) -> list[dict]:
+    """One `tfidf` job per benchmark used by a tfidf run (its LSA basis spans that benchmark's captions)."""
+    if not any(spec.get("embeddings") == "tfidf" for spec in config["runs"].values()):
+        return []
+    return [{"name": _rule_name("encode_tfidf", captioner, ds), "dataset": ds, "videos": keys}
+            for ds, keys in videos.items()]
 
 
 def user_videos(videos_dir) -> dict[str, Path]:
@@ -60,6 +149,20 @@ def caption_source(config: dict, captioner: str, dataset: str) -> str:
     return spec.get("source") or str(Path(config["data_dir"]) / "captions" / captioner / f"{dataset}_captions.json.gz")
 
 
+def exemplar_inputs(config: dict, dataset: str) -> list[str]:
+    """Files the prompts stage reads for its in-context examples (`exemplars: auto|summe|tvsum`)."""
+    from llmvs.datasets import annotation_files, shipped_captions_path
+
+    spec = config["exemplars"]
+    source = OTHER.get(dataset, "tvsum") if spec == "auto" else spec
+    if source == "none":
+        return []
+    if source not in OTHER:
+        return [source]  # an exemplars JSON file
+    return [str(p) for p in annotation_files(source, config["data_dir"])] + [
+        str(shipped_captions_path(source, data_dir=config["data_dir"]))]
+
+
 def llm_args(spec: dict) -> str:
     """`--llm` and `--dtype` flags for one entry of `llms` (shared by prompts and summarize)."""
     return f"--llm '{spec['model']}' --dtype {spec.get('dtype', 'float32')}"
@@ -67,8 +170,8 @@ def llm_args(spec: dict) -> str:
 
 def prompts_args(spec: dict) -> str:
     """CLI flags of `llmvs prompts` for one entry of `llms`."""
-    args = [llm_args(spec), f"--batch-size {spec.get('batch_size', 8)}", f"--max-new-tokens {spec.get('max_new_tokens', 8)}",
-            f"--path {spec.get('path', 'fast')}"]
+    args = [llm_args(spec), f"--batch-size {spec.get('batch_size', 16)}", f"--max-new-tokens {spec.get('max_new_tokens', 8)}",
+            f"--token-budget {spec.get('token_budget', 2048)}", f"--path {spec.get('path', 'fast')}"]
     if spec.get("token_states"):
         args.append("--token-states")
     return " ".join(args)

@@ -1,32 +1,75 @@
 # Input functions shared by the rule files (the logic they call lives in llmvs.workflow).
-def _uses_frames(wc):
-    return config["captioners"][wc.captioner]["backend"] != "import"
+def _annotations(dataset):
+    return f"results/{dataset}/annotations.parquet"
 
 
-def _embeddings_dir(wc):
-    return f"results/{wc.dataset}/embeddings/{CAPTIONER}/{LLM}"
+def _splits(wc):
+    return f"{config['data_dir']}/splits/{wc.dataset}_splits.json"
 
 
-def _all_embeddings(wc):
-    return expand("{d}/{video}.arrow", d=_embeddings_dir(wc), video=VIDEOS[wc.dataset])
+def _embeddings_dir(dataset, captioner, encoder):
+    return f"results/{dataset}/embeddings/{captioner}/{encoder}"
+
+
+def _run_embeddings_dir(wc):
+    return _embeddings_dir(wc.dataset, wc.captioner, run_encoder(config, wc.run, wc.llm))
+
+
+def _run_embeddings(wc):
+    return expand("{d}/{video}.arrow", d=_run_embeddings_dir(wc), video=VIDEOS[wc.dataset])
 
 
 def _shots(wc):
     return expand("results/{dataset}/shots/{video}.parquet", dataset=wc.dataset, video=VIDEOS[wc.dataset])
 
 
-def _evaluate_inputs(wc):
-    method = run_method(config, wc.run)
+def _run_dir(wc):
+    return f"results/{wc.dataset}/runs/{wc.captioner}/{wc.llm}/{wc.run}/split{wc.split}"
+
+
+def _train_inputs(wc):
     inputs = {
-        "annotations": f"results/{wc.dataset}/annotations.parquet",
-        "splits": f"{config['data_dir']}/splits/{wc.dataset}_splits.json",
+        "annotations": _annotations(wc.dataset),
+        "splits": _splits(wc),
+        "embeddings": _run_embeddings(wc),
         "shots": _shots(wc),
     }
-    if method == "model":
-        inputs["model"] = f"results/{wc.dataset}/runs/{wc.run}/split{wc.split}/model.pt"
-    if method in ("model", "zero_shot"):
-        inputs["embeddings"] = _all_embeddings(wc)
+    if run_augments(config, wc.dataset, wc.run):  # the other benchmark's videos join the fitting set
+        other = "tvsum" if wc.dataset == "summe" else "summe"
+        encoder = run_encoder(config, wc.run, wc.llm)
+        inputs["extra_annotations"] = _annotations(other)
+        inputs["extra_embeddings"] = expand(
+            "{d}/{video}.arrow", d=_embeddings_dir(other, wc.captioner, encoder), video=EMBEDDED[other]
+        )
     return inputs
+
+
+def _train_extra_args(wc, input):
+    if "extra_annotations" not in input.keys():
+        return ""
+    other = "tvsum" if wc.dataset == "summe" else "summe"
+    encoder = run_encoder(config, wc.run, wc.llm)
+    return (
+        f"--extra-annotations {input.extra_annotations}"
+        f" --extra-embeddings-dir {_embeddings_dir(other, wc.captioner, encoder)}"
+    )
+
+
+def _evaluate_inputs(wc):
+    method = run_method(config, wc.run)
+    inputs = {"annotations": _annotations(wc.dataset), "splits": _splits(wc), "shots": _shots(wc)}
+    if method == "model":
+        inputs["model"] = f"{_run_dir(wc)}/model.pt"
+    if method in ("model", "zero_shot", "zero_shot_expected"):
+        inputs["embeddings"] = _run_embeddings(wc)
+    return inputs
+
+
+def _setting_metrics(wc):
+    return [
+        f"results/{dataset}/runs/{wc.captioner}/{wc.llm}/{run}/split{split}/metrics.csv"
+        for dataset, run, split in run_cells(config)
+    ]
 
 
 def _scorer(wc):

@@ -1,6 +1,8 @@
 rule build_annotations:
     conda:
         "../../envs/base.yaml"
+    input:
+        lambda wc: annotation_files(wc.dataset, config["data_dir"]),
     output:
         "results/{dataset}/annotations.parquet",
     log:
@@ -11,7 +13,7 @@ rule build_annotations:
         runtime=10,
         mem_mb=2000,
     shell:
-        "llmvs annotations --dataset {wildcards.dataset} --data-dir {params.data_dir} --out {output} > {log} 2>&1"
+        "llmvs annotations --dataset {wildcards.dataset} --data-dir {params.data_dir:q} --out {output} > {log} 2>&1"
 
 
 rule detect_shots:

@@ -1,6 +1,8 @@
 rule human_baseline:
     conda:
         "../../envs/base.yaml"
+    input:
+        lambda wc: [f for ds in config["datasets"] for f in annotation_files(ds, config["data_dir"])],
     output:
         "results/human.csv",
     log:
@@ -9,23 +11,35 @@ rule human_baseline:
         datasets=" ".join(config["datasets"]),
         data_dir=config["data_dir"],
     shell:
-        "llmvs human --datasets {params.datasets} --data-dir {params.data_dir} --out {output} > {log} 2>&1"
+        "llmvs human --datasets {params.datasets} --data-dir {params.data_dir:q} --out {output} > {log} 2>&1"
 
 
-rule aggregate_metrics:
+rule aggregate_setting:
     conda:
         "../../envs/base.yaml"
     input:
-        metrics=[
-            f"results/{dataset}/runs/{run}/split{split}/metrics.csv"
-            for dataset, run, split in run_cells(config)
-        ],
+        metrics=_setting_metrics,
         human=rules.human_baseline.output,
     output:
-        metrics="results/metrics.csv",
-        summary="results/summary.csv",
-        plot="results/summary.png",
+        metrics="results/summaries/{captioner}/{llm}/metrics.csv",
+        summary="results/summaries/{captioner}/{llm}/summary.csv",
+        plot="results/summaries/{captioner}/{llm}/summary.png",
     log:
-        "results/logs/aggregate_metrics.log",
+        "results/logs/aggregate_setting/{captioner}/{llm}.log",
     shell:
-        "llmvs aggregate --metrics {input.metrics} --human {input.human} --out-dir results > {log} 2>&1"
+        "llmvs aggregate --metrics {input.metrics} --human {input.human}"
+        " --out-dir results/summaries/{wildcards.captioner}/{wildcards.llm} > {log} 2>&1"
+
+
+rule combine_settings:
+    conda:
+        "../../envs/base.yaml"
+    input:
+        [f"results/summaries/{captioner}/{llm}/summary.csv" for captioner, llm in SETTINGS],
+    output:
+        summary=report("results/summary.csv", category="Results", labels={"table": "all settings"}),
+        plot=report("results/summary.png", category="Results", labels={"figure": "all settings"}),
+    log:
+        "results/logs/combine_settings.log",
+    shell:
+        "llmvs aggregate --combine {input} --out-dir results > {log} 2>&1"

@@ -14,7 +14,7 @@ rule summarize_video:
         video="results/videos/{video}/summary.mp4",
         shots="results/videos/{video}/shots.csv",
         scores="results/videos/{video}/scores.csv",
-        timeline="results/videos/{video}/timeline.png",
+        timeline=report("results/videos/{video}/timeline.png", category="Your videos", labels={"video": "{video}"}),
         summary="results/videos/{video}/summary.json",
     log:
         "results/logs/summarize_video/{video}.log",
@@ -22,7 +22,7 @@ rule summarize_video:
         "results/benchmarks/summarize_video/{video}.tsv"
     params:
         scorer=lambda wc, input: f"--scorer {input.scorer}" if input.scorer else "--zero-shot",
-        llm=lambda wc: llm_args(config["llms"][LLM]),
+        llm=lambda wc: llm_args(config["llms"][config["llm"]]),
         budget=config.get("summarize", {}).get("budget", 0.15),
     threads: 2
     resources:

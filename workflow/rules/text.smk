@@ -22,8 +22,8 @@ rule caption_frames:
     input:
         lambda wc: (
             [f"results/{wc.dataset}/frames/{wc.video}.parquet"]
-            if _uses_frames(wc)
-            else [f"results/{wc.dataset}/annotations.parquet", caption_source(config, wc.captioner, wc.dataset)]
+            if config["captioners"][wc.captioner]["backend"] != "import"
+            else [_annotations(wc.dataset), caption_source(config, wc.captioner, wc.dataset)]
         ),
     output:
         "results/{dataset}/captions/{captioner}/{video}.parquet",
@@ -37,34 +37,88 @@ rule caption_frames:
     resources:
         runtime=60,
         mem_mb=4000,
-        gpu=lambda wc: config["gpus"].get("captions", 0) if _uses_frames(wc) else 0,
+        gpu=lambda wc: 0 if config["captioners"][wc.captioner]["backend"] == "import" else config["gpus"].get("captions", 0),
     shell:
         "llmvs captions --backend {params.backend} {params.args} --captioner {wildcards.captioner}"
         " --out {output} > {log} 2>&1"
 
 
-rule embed_windows:
-    conda:
-        "../../envs/base.yaml"
-    input:
-        "results/{dataset}/captions/{captioner}/{video}.parquet",
-    output:
-        "results/{dataset}/embeddings/{captioner}/{llm}/{video}.arrow",
-    log:
-        "results/logs/embed_windows/{dataset}/{captioner}/{llm}/{video}.log",
-    benchmark:
-        "results/benchmarks/embed_windows/{dataset}/{captioner}/{llm}/{video}.tsv"
-    params:
-        llm=lambda wc: prompts_args(config["llms"][wc.llm]),
-        exemplars=config["exemplars"],
-        seed=config.get("exemplar_seed", 0),
-        data_dir=config["data_dir"],
-    threads: 2
-    resources:
-        runtime=120,
-        mem_mb=6000,
-        gpu=config["gpus"].get("prompts", 0),
-    shell:
-        "llmvs prompts --captions {input} --out {output} --dataset {wildcards.dataset} {params.llm}"
-        " --exemplars {params.exemplars} --seed {params.seed} --data-dir {params.data_dir}"
-        " --threads {threads} > {log} 2>&1"
+# The LLM stage: each job loads the model once and covers consecutive videos of one benchmark
+# (about `windows_per_llm_job` windows; 0 = one job per video), one embeddings file per video.
+# Rerun it with `snakemake --forcerun $(snakemake --list-rules | grep ^embed_windows)`.
+for _captioner, _llm in SETTINGS:
+    _spec = config["llms"][_llm]
+    for _batch in llm_batches(config, EMBEDDED, _captioner, _llm):
+
+        rule:
+            name:
+                _batch["name"]
+            conda:
+                "../../envs/vllm.yaml" if _spec.get("path") == "vllm" else "../../envs/base.yaml"
+            input:
+                captions=expand(
+                    "results/{dataset}/captions/{captioner}/{video}.parquet",
+                    dataset=_batch["dataset"],
+                    captioner=_captioner,
+                    video=_batch["videos"],
+                ),
+                exemplars=exemplar_inputs(config, _batch["dataset"]),
+            output:
+                expand(
+                    "results/{dataset}/embeddings/{captioner}/{llm}/{video}.arrow",
+                    dataset=_batch["dataset"],
+                    captioner=_captioner,
+                    llm=_llm,
+                    video=_batch["videos"],
+                ),
+            log:
+                f"results/logs/embed_windows/{_batch['name']}.log",
+            benchmark:
+                f"results/benchmarks/embed_windows/{_batch['name']}.tsv"
+            params:
+                llm=prompts_args(_spec),
+                dataset=_batch["dataset"],
+                exemplars=config["exemplars"],
+                seed=config.get("exemplar_seed", 0),
+                data_dir=lambda wc: config["data_dir"],
+            threads: _spec.get("threads", 1)
+            resources:
+                runtime=30 + _batch["windows"] // 60,
+                mem_mb=_spec.get("mem_mb", 4000),
+                gpu=config["gpus"].get("prompts", 0),
+            shell:
+                "llmvs prompts --captions {input.captions} --out {output} --dataset {params.dataset} {params.llm}"
+                " --exemplars {params.exemplars} --seed {params.seed} --data-dir {params.data_dir:q}"
+                " --threads {threads} > {log} 2>&1"
+
+
+# The `tfidf` control: caption features without an LLM, one job per benchmark (one LSA basis).
+for _captioner in dict.fromkeys(c for c, _ in SETTINGS):
+    for _job in tfidf_jobs(config, EMBEDDED, _captioner):
+
+        rule:
+            name:
+                _job["name"]
+            conda:
+                "../../envs/base.yaml"
+            input:
+                expand(
+                    "results/{dataset}/captions/{captioner}/{video}.parquet",
+                    dataset=_job["dataset"],
+                    captioner=_captioner,
+                    video=_job["videos"],
+                ),
+            output:
+                expand(
+                    "results/{dataset}/embeddings/{captioner}/tfidf/{video}.arrow",
+                    dataset=_job["dataset"],
+                    captioner=_captioner,
+                    video=_job["videos"],
+                ),
+            log:
+                f"results/logs/encode_tfidf/{_job['name']}.log",
+            resources:
+                runtime=10,
+                mem_mb=2000,
+            shell:
+                "llmvs tfidf --captions {input} --out {output} > {log} 2>&1"
