@@ -108,7 +108,7 @@ def _summarize(a):
                         scorer=None if a.zero_shot else a.scorer, budget=a.budget, seconds=a.seconds,
                         dtype=a.dtype, threads=a.threads, shot_seconds=a.shot_seconds)
     print(f"{a.out}/summary.mp4: {s['summary_duration_s']:.1f} s of {s['duration_s']:.1f} s "
-          f"({s['n_selected_shots']} of {s['n_shots']} shots)")
+          f"({s['n_selected_shots']} of {s['n_shots']} shots); page: {a.out}/summary.html")
 
 
 def _human(a):
@@ -215,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out-dir", required=True)
     s.set_defaults(func=_aggregate)
 
-    s = sub.add_parser("summarize", help="your video -> summary.mp4, shots.csv, scores.csv, timeline.png")
+    s = sub.add_parser("summarize", help="your video -> summary.mp4, summary.html, shots.csv, scores.csv, timeline.png")
     s.add_argument("video")
     s.add_argument("--out", required=True, help="output folder")
     cap = s.add_mutually_exclusive_group()

@@ -81,6 +81,41 @@ def detect_shots(features: np.ndarray, n_frames: int, picks, fps: float,
     return np.stack([starts, ends], axis=1).astype(np.int64)
 
 
+def split_shots(change_points, max_frames: int, picks) -> tuple[np.ndarray, np.ndarray]:
+    """Cut every shot longer than `max_frames` into pieces that fit; keep the others.
+
+    A shot longer than the whole summary budget can never be selected, so a short video (or a
+    short budget) would get an empty summary. Pieces follow the sampled steps (each step carries
+    one score), grouping as many whole steps as fit; a single step longer than `max_frames` is
+    cut into equal pieces. Returns (pieces int[n, 2] inclusive, index of the shot each came from).
+    """
+    cps = np.asarray(change_points, dtype=np.int64).reshape(-1, 2)
+    picks = np.asarray(picks, dtype=np.int64)
+    if max_frames < 1:
+        raise LlmvsError(f"cannot split shots into pieces of {max_frames} frames")
+    pieces, origin = [], []
+    for i, (s, e) in enumerate(cps):
+        if e - s + 1 <= max_frames:
+            pieces.append((s, e))
+            origin.append(i)
+            continue
+        cuts = np.concatenate([[s], picks[(picks > s) & (picks <= e)], [e + 1]])
+        start = s
+        for a, b in zip(cuts[:-1], cuts[1:]):  # [a, b) is one step inside the shot
+            if b - start > max_frames and a > start:  # close the group before this step
+                pieces.append((start, a - 1))
+                start = a
+            if b - a > max_frames:  # one step alone is too long: equal pieces of it
+                n = -(-(b - a) // max_frames)
+                edges = a + np.round(np.arange(n + 1) * (b - a) / n).astype(np.int64)
+                pieces.extend((x, y - 1) for x, y in zip(edges[:-1], edges[1:]))
+                start = b
+        if start <= e:
+            pieces.append((start, e))
+        origin.extend([i] * (len(pieces) - len(origin)))
+    return np.array(pieces, dtype=np.int64).reshape(-1, 2), np.array(origin, dtype=np.int64)
+
+
 def run_shots(out, captions=None, frames=None, annotations=None, video=None,
               shot_seconds: float = 4.0, min_shot_seconds: float = 1.0) -> None:
     """The `shots` stage: features from a captions or frames Parquet -> shots Parquet."""

@@ -3,13 +3,16 @@
 frames (streamed PyAV decode, every 15th frame) -> captions (a file you give, or a local
 captioning model; never invented) -> LLM window prompting (default SmolLM2) -> step scores (a
 trained scorer checkpoint, or the LLM's zero-shot answers) -> shots (kernel change points on
-colour histograms) -> 0/1 knapsack under the budget -> outputs:
+colour histograms; a shot longer than the budget is split so that it can be chosen) -> 0/1
+knapsack under the budget -> outputs:
 
 - `summary.mp4`: the selected shots in order, H.264 video + AAC audio when the source has audio
   (cutting at arbitrary frames needs a re-encode; nothing else is touched);
-- `shots.csv`, `scores.csv`, `timeline.png`, `summary.json`.
+- `shots.csv`, `scores.csv`, `timeline.png`, `summary.json`;
+- `summary.html`: all of it on one page that opens from the folder, no server needed.
 
-All outputs appear together at the end; a failure leaves none behind.
+Each stage prints one line with its time to stderr as it ends (the LLM stage also shows a
+progress bar with an ETA). All outputs appear together at the end; a failure leaves none behind.
 
     llmvs summarize my_video.mp4 --captions my_video.csv --out summaries/my_video
 """
@@ -20,6 +23,7 @@ import json
 import math
 from fractions import Fraction
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -28,7 +32,7 @@ import numpy as np
 
 from llmvs import LlmvsError
 
-OUTPUTS = ("summary.mp4", "shots.csv", "scores.csv", "timeline.png", "summary.json")
+OUTPUTS = ("summary.mp4", "shots.csv", "scores.csv", "timeline.png", "summary.json", "summary.html")
 
 
 def budget_fraction(n_frames: int, fps: float, budget: float | None, seconds: float | None) -> float:
@@ -39,6 +43,26 @@ def budget_fraction(n_frames: int, fps: float, budget: float | None, seconds: fl
     if budget is None or not 0 < budget <= 1:
         raise LlmvsError(f"--budget must be in (0, 1], got {budget}")
     return budget
+
+
+def select_shots(values, lengths, capacity: int) -> np.ndarray:
+    """bool per shot: the benchmark's 0/1 knapsack; if it takes nothing, the best shot that fits.
+
+    The knapsack takes no shot whose score is 0 (all-zero zero-shot answers, say), and a user asking
+    for a summary should still get one; with `split_shots` beforehand every shot fits.
+    """
+    from llmvs.evaluation import knapsack
+
+    values, lengths = np.asarray(values, dtype=np.float64), np.asarray(lengths)
+    chosen = knapsack(values, lengths, capacity)
+    if not chosen:
+        fits = np.flatnonzero(lengths <= capacity)
+        if not len(fits):
+            raise LlmvsError(f"no shot fits a budget of {capacity} frames (the shortest has {lengths.min()})")
+        chosen = fits[np.argmax(values[fits])]
+    selected = np.zeros(len(values), dtype=bool)
+    selected[chosen] = True
+    return selected
 
 
 def step_scores(embeddings, scorer: str | None) -> tuple[np.ndarray, str]:
@@ -108,7 +132,8 @@ def write_summary_video(src, out, change_points: np.ndarray, selected: np.ndarra
     return written / fps
 
 
-def plot_timeline(out, times, scores, change_points, selected, fps, thumbs, title="") -> None:
+def plot_timeline(out, times, scores, change_points, selected, fps, thumbs, title="", cuts=None) -> None:
+    """Thumbnails above the score curve; selected shots shaded, `cuts` (default: every shot start) as lines."""
     import io
 
     import matplotlib
@@ -122,7 +147,7 @@ def plot_timeline(out, times, scores, change_points, selected, fps, thumbs, titl
     fig = plt.figure(figsize=(12, 4.2))
     n = len(thumbs)
     for i, (t, jpeg) in enumerate(thumbs):
-        ax = fig.add_axes([0.06 + i * 0.9 / n, 0.62, 0.9 / n - 0.01, 0.33])
+        ax = fig.add_axes([0.06 + i * 0.9 / n, 0.62, 0.9 / n - 0.01, 0.28])  # room for the title above
         ax.imshow(Image.open(io.BytesIO(jpeg)))
         ax.set_axis_off()
         ax.set_title(f"{t:.1f} s", fontsize=7)
@@ -130,14 +155,21 @@ def plot_timeline(out, times, scores, change_points, selected, fps, thumbs, titl
     for (s, e), sel in zip(change_points, selected):
         if sel:
             ax.axvspan(s / fps, (e + 1) / fps, color="tab:orange", alpha=0.3, lw=0)
-    for s, _ in change_points[1:]:
-        ax.axvline(s / fps, color="grey", lw=0.5, alpha=0.6)
-    ax.step(times, scores, where="post", color="tab:blue", lw=1.2, label="importance")
-    ax.set_xlim(0, (change_points[-1, 1] + 1) / fps)
+    cut = None
+    for s in (change_points[1:, 0] if cuts is None else cuts):
+        cut = ax.axvline(s / fps, color="grey", lw=0.8, alpha=0.7)
+    end = (change_points[-1, 1] + 1) / fps
+    # the last sampled frame's score holds to the end of the video, as in the shot scores
+    (curve,) = ax.step(np.append(times, end), np.append(scores, scores[-1]), where="post", color="tab:blue",
+                       lw=1.2, label="importance")
+    ax.set_xlim(0, end)
+    lo, hi = min(0.0, float(np.min(scores))), float(np.max(scores))
+    ax.set_ylim(lo, hi + 0.1 * ((hi - lo) or 1.0))  # from 0, so a flat curve reads as flat, not as noise
     ax.set_xlabel("time (s)")
     ax.set_ylabel("score")
-    ax.legend(handles=[ax.lines[0], plt.Rectangle((0, 0), 1, 1, color="tab:orange", alpha=0.3)],
-              labels=["importance", "selected shots"], fontsize=8, loc="upper right")
+    handles = [curve, plt.Rectangle((0, 0), 1, 1, color="tab:orange", alpha=0.3)] + ([cut] if cut else [])
+    ax.legend(handles=handles, labels=["importance", "selected", "shot boundary"][:len(handles)], fontsize=8,
+              loc="lower right", bbox_to_anchor=(1, 1), ncol=3, frameon=False, borderaxespad=0.1)  # above the axes
     fig.suptitle(title, fontsize=9, y=0.995)
     with atomic_path(out) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
@@ -150,12 +182,13 @@ def summarize_video(video, out_dir, *, captions=None, captioner=None, llm: str =
     import pandas as pd
 
     from llmvs.captioning import caption_transformers, frame_images, read_caption_file, write_captions
-    from llmvs.evaluation import frame_scores, knapsack, shot_scores
-    from llmvs.io import read_parquet, table_metadata
+    from llmvs.evaluation import frame_scores, shot_scores
+    from llmvs.io import read_parquet
     from llmvs.embeddings import read_embeddings
     from llmvs.prompting import PromptRunner
-    from llmvs.shots import detect_shots, frame_features
-    from llmvs.video import decode_frames
+    from llmvs.shots import detect_shots, frame_features, split_shots
+    from llmvs.summary_page import render_summary_page
+    from llmvs.video import STEP, decode_frames
 
     if not captions and not captioner:
         raise LlmvsError("give --captions FILE (CSV frame_index,caption or JSON) or --captioner MODEL_DIR")
@@ -166,61 +199,77 @@ def summarize_video(video, out_dir, *, captions=None, captioner=None, llm: str =
     work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     clock, timings = time.perf_counter(), {}
 
-    def lap(stage):
+    def lap(key, stage, detail):
+        """Record the stage's time and say so at once: long videos take minutes per stage."""
         nonlocal clock
         now = time.perf_counter()
-        timings[stage] = round(now - clock, 2)
+        timings[key] = round(now - clock, 2)
         clock = now
+        print(f"{stage:<14}{timings[key]:7.1f} s  {detail}", file=sys.stderr, flush=True)
 
     try:
         meta = decode_frames(video, work / "frames.parquet")
-        lap("frames_s")
         frames = read_parquet(work / "frames.parquet")
         picks = frames.column("frame_index").to_numpy()
         n_frames, fps = int(meta["n_frames"]), float(meta["fps"])
+        if len(picks) < 2:  # one score ranks nothing, and the LLM window would be that caption alone
+            raise LlmvsError(f"{video}: too short to summarize: {n_frames} frame(s) give one sampled frame "
+                             f"(every {STEP}th); at least {STEP + 1} frames are needed")
         frac = budget_fraction(n_frames, fps, budget, seconds)
+        capacity = int(math.floor(frac * n_frames))
+        if capacity < 1:
+            raise LlmvsError(f"{video}: a budget of {frac * n_frames / fps:.3f} s is shorter than one frame "
+                             f"({1 / fps:.3f} s): raise --budget or --seconds")
+        lap("frames_s", "frames", f"{len(picks)} of {n_frames} frames sampled ({n_frames / fps:.1f} s at "
+            f"{fps:.2f} fps)")
         if captions:
             caps, captioner_id = read_caption_file(captions, picks, video.stem), f"file:{Path(captions).name}"
         else:
             caps, captioner_id = caption_transformers(frame_images(frames), captioner), Path(captioner).name
         write_captions(work / "captions.parquet", picks, caps, captioner=captioner_id, video=video.stem,
                        n_frames=n_frames, fps=fps)
-        lap("captions_s")
+        lap("captions_s", "captions", f"{len(caps)} from {captioner_id}")
         runner = PromptRunner(llm, exemplars, None, 0, "fast", dtype, threads=threads)
         runner.run(work / "captions.parquet", work / "embeddings.arrow")
         scores, scorer_id = step_scores(work / "embeddings.arrow", scorer)
         answers = read_embeddings(work / "embeddings.arrow").answer_score
-        lap("llm_s")
-        cps = detect_shots(frame_features(frames.column("jpeg").to_pylist()), n_frames, picks, fps,
-                           shot_seconds=shot_seconds)
+        lap("llm_s", "LLM", f"{len(caps)} windows by {runner.model_id}; scores: {scorer_id}")
+        detected = detect_shots(frame_features(frames.column("jpeg").to_pylist()), n_frames, picks, fps,
+                                shot_seconds=shot_seconds)
+        # a shot longer than the whole budget could never be chosen: split it (user videos only;
+        # the benchmark evaluation keeps its shots whole)
+        cps, origin = split_shots(detected, capacity, picks)
         per_frame = frame_scores(scores, n_frames, picks)
         values = shot_scores(per_frame, cps)
-        lengths = cps[:, 1] - cps[:, 0] + 1
-        chosen = knapsack(values, lengths, int(math.floor(frac * n_frames)))
-        if not chosen:
-            raise LlmvsError(f"a budget of {frac * n_frames / fps:.2f} s selects nothing: the shortest shot is "
-                             f"{lengths.min() / fps:.2f} s (raise --budget or --seconds)")
-        selected = np.zeros(len(cps), dtype=bool)
-        selected[chosen] = True
-        lap("shots_knapsack_s")
+        selected = select_shots(values, cps[:, 1] - cps[:, 0] + 1, capacity)
+        split_note = f", split into {len(cps)} to fit the budget" if len(cps) > len(detected) else ""
+        lap("shots_knapsack_s", "shots", f"{len(detected)} detected{split_note}; {selected.sum()} selected "
+            f"for a budget of {capacity / fps:.2f} s")
         duration = write_summary_video(video, work / "summary.mp4", cps, selected, fps)
-        lap("summary_video_s")
+        lap("summary_video_s", "summary video", f"{duration:.2f} s of {n_frames / fps:.1f} s")
         times = frames.column("time_s").to_numpy()
-        pd.DataFrame({"shot": np.arange(len(cps)), "start_frame": cps[:, 0], "end_frame": cps[:, 1],
-                      "start_s": cps[:, 0] / fps, "end_s": (cps[:, 1] + 1) / fps, "score": values,
-                      "selected": selected}).to_csv(work / "shots.csv", index=False, float_format="%.4f")
-        pd.DataFrame({"frame_index": picks, "time_s": times, "caption": caps, "answer_score": answers,
-                      "score": scores}).to_csv(work / "scores.csv", index=False, float_format="%.4f")
+        shots = pd.DataFrame({"shot": np.arange(len(cps)), "detected_shot": origin, "start_frame": cps[:, 0],
+                              "end_frame": cps[:, 1], "start_s": cps[:, 0] / fps, "end_s": (cps[:, 1] + 1) / fps,
+                              "score": values, "selected": selected})
+        shots.to_csv(work / "shots.csv", index=False, float_format="%.4f")
+        steps = pd.DataFrame({"frame_index": picks, "time_s": times, "caption": caps, "answer_score": answers,
+                              "score": scores})
+        steps.to_csv(work / "scores.csv", index=False, float_format="%.4f")
         thumb_idx = np.linspace(0, len(picks) - 1, min(6, len(picks))).round().astype(int)
         jpegs = frames.column("jpeg").to_pylist()
         plot_timeline(work / "timeline.png", times, scores, cps, selected, fps,
                       [(times[i], jpegs[i]) for i in thumb_idx], title=f"{video.name}: {duration:.1f} s of "
-                      f"{n_frames / fps:.1f} s selected")
+                      f"{n_frames / fps:.1f} s selected", cuts=detected[1:, 0])
         summary = {"input": str(video), "n_frames": n_frames, "fps": fps, "duration_s": n_frames / fps,
                    "has_audio": meta["has_audio"], "captioner": captioner_id, "llm": runner.model_id,
                    "llm_dtype": dtype, "scorer": scorer_id, "budget_fraction": frac,
-                   "summary_duration_s": duration, "n_shots": int(len(cps)), "n_selected_shots": int(selected.sum()),
+                   "summary_duration_s": duration, "n_detected_shots": int(len(detected)),
+                   "n_shots": int(len(cps)), "n_selected_shots": int(selected.sum()),
                    "exemplars": [e.id for e in runner.exemplars], "timings": timings}
+        (work / "summary.html").write_text(render_summary_page(
+            summary, shots.to_dict("records"), steps.to_dict("records"), (work / "timeline.png").read_bytes()),
+            encoding="utf-8")
+        lap("outputs_s", "outputs", "shots.csv, scores.csv, timeline.png, summary.html")
         (work / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         out_dir.mkdir(parents=True, exist_ok=True)
         for name in OUTPUTS:  # all outputs land together, only after everything succeeded
