@@ -80,8 +80,25 @@ def test_transformers_backend_with_a_tiny_random_llava(tmp_path):
     run_captions(out, "transformers", frames=frames, model_dir=model_dir, batch_size=4)
     frame_index, captions, meta = read_captions(out)
     assert frame_index.tolist() == list(range(0, 250, 15))
-    assert len(captions) == 17 and all(isinstance(c, str) for c in captions)
     assert meta["captioner"] == "tiny-llava-random"  # random weights: the text is meaningless
+    assert len(captions) == 17 and all(len(c.strip()) > 20 for c in captions)
+    # each caption is what the model writes for that frame alone: batching (frames 0 and 4 share
+    # a batch of 4, frame 16 is alone in the last one) changes nothing, and the text is decoded whole
+    from transformers import AutoProcessor, LlavaForConditionalGeneration
+
+    from llmvs.captioning import MAX_NEW_TOKENS, frame_images, vlm_prompt
+    from llmvs.io import read_parquet
+
+    proc = AutoProcessor.from_pretrained(model_dir)
+    model = LlavaForConditionalGeneration.from_pretrained(model_dir).eval()
+    images = frame_images(read_parquet(frames))
+    for i in (0, 4, 16):
+        inputs = proc(images=images[i], text=vlm_prompt(proc), return_tensors="pt")
+        with torch.no_grad():
+            gen = model.generate(**inputs, max_new_tokens=MAX_NEW_TOKENS, do_sample=False)
+        new_tokens = gen[0, inputs["input_ids"].shape[1]:]
+        assert captions[i] == proc.decode(new_tokens, skip_special_tokens=True).strip()
+        assert len(new_tokens) == MAX_NEW_TOKENS  # random weights never say end-of-text: 77 tokens each
 
 
 def test_vllm_backend_reports_a_missing_install(tmp_path):

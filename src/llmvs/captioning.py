@@ -43,23 +43,35 @@ def read_caption_file(path, picks: np.ndarray, key: str | None = None) -> list[s
     if not path.exists():
         raise LlmvsError(f"{path}: captions file not found")
     if path.suffix.lower() == ".csv":
-        with open(path, newline="") as f:
-            rows = list(csv.DictReader(f))
-        if not rows or not {"frame_index", "caption"} <= set(rows[0]):
-            raise LlmvsError(f"{path}: expected CSV columns frame_index,caption")
+        try:  # utf-8-sig: spreadsheet programs often start the file with a byte-order mark
+            with open(path, newline="", encoding="utf-8-sig") as f:
+                reader = csv.DictReader(f)
+                header, rows = reader.fieldnames, list(reader)
+        except UnicodeDecodeError as err:
+            raise LlmvsError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+        if not header:
+            raise LlmvsError(f"{path}: empty file (expected CSV columns frame_index,caption)")
+        if not {"frame_index", "caption"} <= set(header):
+            raise LlmvsError(f"{path}: expected CSV columns frame_index,caption, found {','.join(header)}")
+        if not rows:
+            raise LlmvsError(f"{path}: no caption rows after the header")
         try:
             frame_index = [int(r["frame_index"]) for r in rows]
-        except ValueError:
+        except (TypeError, ValueError):
             raise LlmvsError(f"{path}: frame_index must be integers") from None
         captions = [r["caption"] for r in rows]
     else:
         from llmvs.datasets import load_caption_json
 
         data = load_caption_json(path)
+        if not isinstance(data, dict):
+            raise LlmvsError(f"{path}: not a caption JSON file (expected an object, got a {type(data).__name__})")
         if "captions" not in data:
             if key not in data:
                 raise LlmvsError(f"{path}: no captions for video {key!r}")
             data = data[key]
+        if not isinstance(data, dict) or not isinstance(data.get("captions"), list):
+            raise LlmvsError(f"{path}: the entry for video {key!r} has no \"captions\" list")
         captions = data["captions"]
         frame_index = data.get("picks", list(picks[: len(captions)]))
     _check_captions(path, picks, frame_index, captions)

@@ -65,7 +65,8 @@ def read_parquet(path: str | os.PathLike, what: str = "table") -> pa.Table:
         pf = pq.ParquetFile(path)
         table = pf.read()
     except (pa.ArrowInvalid, OSError) as err:
-        raise LlmvsError(f"{path}: not a readable Parquet file ({err})") from None
+        # Arrow's reasons can span lines (thrift errors end in a newline): keep the error one line
+        raise LlmvsError(f"{path}: not a readable Parquet file ({' '.join(str(err).split())})") from None
     # key-values added after the schema (streamed writers) live in the file footer
     footer = {k: v for k, v in (pf.metadata.metadata or {}).items() if not k.startswith(b"ARROW:")}
     return table.replace_schema_metadata({**footer, **(table.schema.metadata or {})})
