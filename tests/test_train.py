@@ -105,7 +105,7 @@ def _train(root, split, out, **kw):
 
 def test_train_evaluate_aggregate_end_to_end(tiny_benchmark, tmp_path):
     root = tiny_benchmark
-    runs = tmp_path / "summe" / "runs"
+    runs = tmp_path / "summe" / "runs" / "blip" / "smollm2"
     for split in (0, 1):
         ckpt = _train(root, split, runs / "qa" / f"split{split}")
         assert ckpt["selection"] == "val_loss" and len(ckpt["val_keys"]) == 1

@@ -67,8 +67,21 @@ def _train(a):
 
     from llmvs.train import TrainConfig, train_split
 
-    cfg = TrainConfig.from_dict(json.loads(a.run_config) if a.run_config.lstrip().startswith("{")
-                                else json.loads(open(a.run_config).read()))
+    from llmvs.io import read_json
+
+    inline = a.run_config.lstrip().startswith("{")
+    source = "--run-config" if inline else a.run_config
+    if inline:
+        try:
+            keys = json.loads(a.run_config)
+        except ValueError as err:
+            raise LlmvsError(f"{source}: not valid JSON ({err})") from None
+    else:
+        keys = read_json(a.run_config, "run config")
+    try:
+        cfg = TrainConfig.from_dict(keys)
+    except (LlmvsError, TypeError) as err:
+        raise LlmvsError(f"{source}: {err}") from None
     train_split(a.annotations, a.embeddings_dir, a.splits, a.split, cfg, a.out_dir, a.shots_dir, a.threads,
                 a.extra_annotations, a.extra_embeddings_dir)
 
@@ -98,7 +111,10 @@ def _bench(a):
     write_bench(result, a.out)
     print(f"plain {result['naive_windows_per_s']:.2f} windows/s, fast {result['fast_windows_per_s']:.2f} "
           f"({result['speedup']:.1f}x, {100 * result['fraction_of_peak']:.0f} % of the fp32 matmul peak)"
-          + (f", bf16 {result['bf16_windows_per_s']:.2f} ({result['bf16_speedup']:.1f}x)" if "bf16_speedup" in result else ""))
+          + (f", bf16 {result['bf16_windows_per_s']:.2f} ({result['bf16_speedup']:.1f}x), bf16 in "
+             f"{result['workers']} one-thread workers {result['workers_bf16_windows_per_s']:.2f} "
+             f"({result['workers_bf16_speedup']:.1f}x, {100 * result['workers_bf16_fraction_of_peak']:.0f} % of the "
+             f"bf16 peak)" if "bf16_speedup" in result else "") + f"; start-up {result['startup_s']:.1f} s")
 
 
 def _summarize(a):
@@ -109,6 +125,13 @@ def _summarize(a):
                         dtype=a.dtype, threads=a.threads, shot_seconds=a.shot_seconds)
     print(f"{a.out}/summary.mp4: {s['summary_duration_s']:.1f} s of {s['duration_s']:.1f} s "
           f"({s['n_selected_shots']} of {s['n_shots']} shots); page: {a.out}/summary.html")
+
+
+def _models_prepare(a):
+    from llmvs.models import prepare_model
+
+    for spec in a.specs:
+        print(prepare_model(spec, a.models_dir))
 
 
 def _human(a):
@@ -237,11 +260,20 @@ def build_parser() -> argparse.ArgumentParser:
     bsub = s.add_subparsers(dest="what", required=True)
     b = bsub.add_parser("prompts", help="LLM stage: plain vs shared-prefix fast path, fp32 and bf16")
     b.add_argument("--windows", type=int, default=64)
-    b.add_argument("--batch-size", type=int, default=8)
+    b.add_argument("--batch-size", type=int, default=16)
     b.add_argument("--threads", type=int)
     b.add_argument("--no-bf16", action="store_true")
     b.add_argument("--out", required=True)
     b.set_defaults(func=_bench)
+
+    s = sub.add_parser("models", help="models named by hub id or folder, prepared before the jobs run")
+    msub = s.add_subparsers(dest="what", required=True)
+    m = msub.add_parser("prepare", help="download (hub id) or convert (smollm2) into the models folder; "
+                                        "prints each prepared folder")
+    m.add_argument("specs", nargs="+", metavar="SPEC", help="org/name[@revision], smollm2 or a model folder")
+    m.add_argument("--models-dir", default=None,
+                   help="models folder (default: $LLMVS_MODELS, else ./models); jobs look there")
+    m.set_defaults(func=_models_prepare)
 
     s = sub.add_parser("human", help="human agreement baseline (pairwise leave-one-out) -> CSV")
     s.add_argument("--datasets", nargs="+", default=["summe", "tvsum"], choices=["summe", "tvsum"])

@@ -2,7 +2,8 @@
 
 - `knapsack_summary`: step scores -> frame scores (zero-order hold) -> float32 shot means ->
   0/1 knapsack with capacity floor(budget * n_frames), classic DP in shot order, backtracking
-  that keeps a shot iff its table cell differs from the one above (exact ties: earlier shots win).
+  that keeps a shot iff its table cell differs from the one above (on exact ties the selection whose
+  last shot comes earliest wins).
 - `summe_correlation`: the binary summary vs the per-frame fraction of users (full frame rate).
 - `tvsum_correlation`: step scores vs each annotator's raw scores at frames 0, 15, 30, ...,
   averaged over annotators.

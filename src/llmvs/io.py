@@ -51,6 +51,28 @@ def write_parquet(table: pa.Table, path: str | os.PathLike, metadata: dict | Non
         pq.write_table(table, tmp, compression="zstd")
 
 
+def read_json(path: str | os.PathLike, what: str = "JSON file"):
+    """Parse a JSON file, turning a missing or malformed file into a clear error."""
+    path = Path(path)
+    if not path.exists():
+        raise LlmvsError(f"{path}: missing {what}")
+    try:
+        return json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as err:
+        raise LlmvsError(f"{path}: not a valid {what} ({err})") from None
+
+
+def read_splits(path: str | os.PathLike, split: int) -> tuple[list[str], list[str]]:
+    """(train_keys, test_keys) of one split from a splits JSON file."""
+    splits = read_json(path, "splits file")
+    try:
+        entry = splits[split]
+        return list(entry["train_keys"]), list(entry["test_keys"])
+    except (IndexError, KeyError, TypeError):
+        n = len(splits) if isinstance(splits, list) else 0
+        raise LlmvsError(f"{path}: no split {split} with train_keys and test_keys (the file has {n})") from None
+
+
 def write_text(text: str, path: str | os.PathLike) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)

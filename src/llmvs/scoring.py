@@ -23,10 +23,11 @@ from llmvs import LlmvsError
 METHODS = ("model", "zero_shot", "zero_shot_expected", "random", "oracle")
 
 
-def zero_shot_scores(answer_scores: np.ndarray) -> np.ndarray:
+def zero_shot_scores(answer_scores: np.ndarray, source="") -> np.ndarray:
+    """The answers' scores; an unparsable answer takes the video's median answer."""
     s = np.asarray(answer_scores, dtype=np.float64)
     if np.all(np.isnan(s)):
-        return np.zeros_like(s)
+        raise LlmvsError(f"{source}: no answer of the LLM holds a number, so there are no zero-shot scores")
     return np.where(np.isnan(s), np.nanmedian(s), s)
 
 
@@ -42,11 +43,12 @@ def evaluate_split(annotations, splits_file, split: int, method: str, out_dir, *
 
     if method not in METHODS:
         raise LlmvsError(f"unknown evaluation method {method!r}: expected one of {METHODS}")
+    from llmvs.io import read_splits
+
     videos = read_annotations(annotations)
-    splits = json.loads(Path(splits_file).read_text())
-    if not 0 <= split < len(splits):
-        raise LlmvsError(f"{splits_file}: no split {split}")
-    test_keys = splits[split]["test_keys"]
+    test_keys = read_splits(splits_file, split)[1]
+    if method in ("model", "zero_shot", "zero_shot_expected") and not embeddings_dir:
+        raise LlmvsError(f"evaluate --method {method} needs --embeddings-dir")
     model = ckpt = None
     if method == "model":
         model, ckpt = load_model(model_path)
@@ -57,11 +59,17 @@ def evaluate_split(annotations, splits_file, split: int, method: str, out_dir, *
     for key in test_keys:
         v = videos[key]
         if method == "model":
-            scores = predict(model, load_video_features(embeddings_dir, v, ckpt["model_config"]["features"]))
+            x = load_video_features(embeddings_dir, v, ckpt["model_config"]["features"])
+            if x.shape[1] != ckpt["model_config"]["input_dim"]:
+                raise LlmvsError(f"{Path(embeddings_dir) / (key + '.arrow')}: {x.shape[1]}-d features, but {model_path} "
+                                 f"was trained on {ckpt['model_config']['input_dim']}-d ones (another LLM or features)")
+            scores = predict(model, x)
         elif method == "zero_shot":
-            scores = zero_shot_scores(load_video_embeddings(embeddings_dir, v).answer_score)
+            emb = load_video_embeddings(embeddings_dir, v)
+            scores = zero_shot_scores(emb.answer_score, emb.path)
         elif method == "zero_shot_expected":
-            scores = zero_shot_scores(load_video_embeddings(embeddings_dir, v).answer_expected)
+            emb = load_video_embeddings(embeddings_dir, v)
+            scores = zero_shot_scores(emb.answer_expected, emb.path)
         elif method == "random":
             rng = np.random.default_rng([seed, zlib.crc32(key.encode())])  # same per video whatever the split
             scores = rng.random(v.n_steps)

@@ -72,7 +72,7 @@ def step_scores(embeddings, scorer: str | None) -> tuple[np.ndarray, str]:
 
     emb = read_embeddings(embeddings)
     if not scorer:
-        return zero_shot_scores(emb.answer_score), "zero-shot LLM answers"
+        return zero_shot_scores(emb.answer_score, embeddings), "zero-shot LLM answers"
     from llmvs.train import load_model, predict
 
     model, ckpt = load_model(scorer)

@@ -220,11 +220,10 @@ def train_split(annotations, embeddings_dir, splits_file, split: int, cfg: Train
 
     if threads:
         torch.set_num_threads(threads)
+    from llmvs.io import read_splits
+
     videos = read_annotations(annotations)
-    splits = json.loads(Path(splits_file).read_text())
-    if not 0 <= split < len(splits):
-        raise LlmvsError(f"{splits_file}: no split {split} (has {len(splits)})")
-    train_keys, test_keys = splits[split]["train_keys"], splits[split]["test_keys"]
+    train_keys, test_keys = read_splits(splits_file, split)
     missing = sorted(set(train_keys + test_keys) - set(videos))
     if missing:
         raise LlmvsError(f"{annotations}: split {split} names unknown videos {missing[:5]}")

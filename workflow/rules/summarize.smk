@@ -15,6 +15,7 @@ rule summarize_video:
         shots="results/videos/{video}/shots.csv",
         scores="results/videos/{video}/scores.csv",
         timeline=report("results/videos/{video}/timeline.png", category="Your videos", labels={"video": "{video}"}),
+        page="results/videos/{video}/summary.html",
         summary="results/videos/{video}/summary.json",
     log:
         "results/logs/summarize_video/{video}.log",
