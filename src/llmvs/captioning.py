@@ -4,10 +4,13 @@ Backends:
 - `import`: captions someone already made, from a JSON in the shipped format
   (`{video: {"picks": [...], "captions": [...]}}` or one video's `{"picks", "captions"}`) or a CSV
   with columns `frame_index,caption`; checked against the video's picks.
-- `transformers`: a local HF image-to-text / LLaVA-style model folder, prompt "Provide a detailed
-  one-sentence description", at most 77 new tokens, batched.
-- `vllm`: the same prompt served by vLLM (LLaVA-1.5-7B or any vLLM vision-language model folder);
+- `transformers`: an HF image-to-text / LLaVA-style model, prompt "Provide a detailed one-sentence
+  description", at most 77 new tokens, batched.
+- `vllm`: the same prompt served by vLLM (LLaVA-1.5-7B or any vLLM vision-language model);
   vllm is imported only here and lives in its own environment (envs/vllm.yaml).
+
+Models of both are a local folder or a hub id (`org/name[@revision]`) prepared beforehand with
+`llmvs models prepare` (llmvs.models); jobs never download.
 
 Output columns: frame_index, caption; file metadata: captioner, video, n_frames, fps.
 """
@@ -116,9 +119,11 @@ def vlm_prompt(proc) -> str:
     return f"USER: {image_token}\n{PROMPT} ASSISTANT:"
 
 
-def _check_model_dir(model_dir) -> None:
-    if not (Path(model_dir) / "config.json").exists():
-        raise LlmvsError(f"{model_dir}: not a local Hugging Face model directory")
+def _model_dir(model) -> Path:
+    """The folder of a captioning model: a local folder, or a hub id prepared with `llmvs models prepare`."""
+    from llmvs.models import resolve_model
+
+    return resolve_model(str(model))
 
 
 def caption_transformers(images, model_dir, batch_size: int = 8, max_new_tokens: int = MAX_NEW_TOKENS,
@@ -128,7 +133,7 @@ def caption_transformers(images, model_dir, batch_size: int = 8, max_new_tokens:
     from tqdm import tqdm
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    _check_model_dir(model_dir)
+    model_dir = _model_dir(model_dir)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     proc = AutoProcessor.from_pretrained(model_dir)
     model = AutoModelForImageTextToText.from_pretrained(model_dir).to(device).eval()
@@ -154,7 +159,7 @@ def caption_vllm(images, model_dir, max_new_tokens: int = MAX_NEW_TOKENS, dtype:
         raise LlmvsError("the vllm captioner needs vLLM: use the envs/vllm.yaml environment") from None
     from transformers import AutoProcessor
 
-    _check_model_dir(model_dir)
+    model_dir = _model_dir(model_dir)
     prompt = vlm_prompt(AutoProcessor.from_pretrained(model_dir))  # the same prompt as the transformers backend
     llm = LLM(model=str(model_dir), dtype=dtype, limit_mm_per_prompt={"image": 1})
     params = SamplingParams(temperature=0.0, max_tokens=max_new_tokens)

