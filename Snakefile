@@ -2,8 +2,12 @@
 #   snakemake --profile local                # the embedded default on both benchmarks
 #   snakemake --profile slurm --configfile presets/paper.yaml
 import os
+import re
+import sys
 
 from snakemake.utils import min_version, validate
+
+from llmvs import LlmvsError
 
 from llmvs.datasets import annotation_files
 from llmvs.workflow import (
@@ -16,6 +20,8 @@ from llmvs.workflow import (
     exemplar_inputs,
     llm_args,
     llm_batches,
+    model_folders,
+    model_input,
     prompts_args,
     run_augments,
     run_cells,
@@ -36,12 +42,17 @@ configfile: os.path.join(workflow.basedir, "config.yaml")
 
 
 validate(config, "workflow/schemas/config.schema.yaml")
-check_config(config, workflow.basedir)  # nested keys, and data_dir relative to this folder
-
-SETTINGS = settings(config)  # (captioner, llm): the configured one first
-VIDEOS = {ds: video_keys(ds, config["data_dir"], config["splits"]) for ds in config["datasets"]}
-EMBEDDED = embedded_videos(config, VIDEOS)
+MODELS_DIR = os.environ.get("LLMVS_MODELS", "models")  # prepared models; jobs look there too
+try:  # what the schema cannot say, checked before any job (one line naming the key, no traceback)
+    check_config(config, workflow.basedir)  # also resolves data_dir against this folder
+    SETTINGS = settings(config)  # (captioner, llm): the configured one first
+    VIDEOS = {ds: video_keys(ds, config["data_dir"], config["splits"]) for ds in config["datasets"]}
+    EMBEDDED = embedded_videos(config, VIDEOS)
+    MODEL_FOLDERS = model_folders(config, MODELS_DIR)
+except LlmvsError as err:
+    sys.exit(f"llmvs: error: {err}")
 USER_VIDEOS = user_videos(config["videos_dir"])
+IMPORTED = [c for c, spec in config["captioners"].items() if spec["backend"] == "import"]
 
 
 wildcard_constraints:
@@ -51,12 +62,14 @@ wildcard_constraints:
     run="|".join(config["runs"]) or "none",
     captioner=r"[A-Za-z0-9_.-]+",
     llm=r"[A-Za-z0-9_.-]+",
+    folder="|".join(map(re.escape, MODEL_FOLDERS)) or "none",
 
 
 localrules:
     all,
+    prepare_model,
     build_annotations,
-    caption_frames,
+    import_captions,
     detect_shots,
     evaluate_split,
     human_baseline,

@@ -57,10 +57,11 @@ def convert_smollm2(out: Path) -> None:
 
 def resolve_llm(spec: str) -> tuple[Path, str]:
     """(local model folder, model id) for a spec: `smollm2`, a prepared hub id or a local HF directory."""
-    from llmvs.models import describe_model, parse_model_spec, prepare_model, resolve_model
+    from llmvs.models import describe_model, parse_model_spec, prepare_model, prepared_dir, resolve_model
 
-    if parse_model_spec(spec).kind == "smollm2":
-        return prepare_model("smollm2", cache_dir()), SMOLLM2_ID
+    if parse_model_spec(spec).kind == "smollm2":  # prepared by the workflow, else converted on first use
+        prepared = prepared_dir("smollm2")
+        return prepared if (prepared / "config.json").is_file() else prepare_model("smollm2", cache_dir()), SMOLLM2_ID
     folder = resolve_model(spec)
     return folder, describe_model(spec, folder)
 

@@ -36,10 +36,21 @@ def check_config(config: dict, workflow_dir) -> None:
         pool = config[name + "s"]
         if config[name] not in pool:
             raise LlmvsError(f"config {name}: {config[name]!r} is not one of {name}s: {', '.join(pool) or '(none)'}")
+    _check_inputs(config)
     for setting in config.get("compare", []):
         captioner, _, llm = setting.partition("/")
         if captioner not in config["captioners"] or llm not in config["llms"]:
             raise LlmvsError(f"config compare: {setting!r} must be <captioner>/<llm> from captioners and llms")
+    from llmvs.train import TrainConfig
+
+    known = set(TrainConfig.__dataclass_fields__)
+    sources = [("training", config.get("training", {}), known)]
+    sources += [(f"training_by_dataset.{ds}", keys, known) for ds, keys in config.get("training_by_dataset", {}).items()]
+    sources += [(f"runs.{run}", spec, known | set(RUN_KEYS)) for run, spec in config["runs"].items()]
+    for where, keys, allowed in sources:
+        unknown = sorted(set(keys) - allowed)
+        if unknown:
+            raise LlmvsError(f"config {where}.{unknown[0]}: unknown key (training keys: {', '.join(sorted(known))})")
     for run, spec in config["runs"].items():
         encoder = spec.get("embeddings", config["llm"])
         if encoder not in ("tfidf", config["llm"]):
@@ -48,8 +59,50 @@ def check_config(config: dict, workflow_dir) -> None:
             try:
                 train_config(config, dataset, run)
             except LlmvsError as err:
-                where = f"runs.{run}" if set(spec) - set(RUN_KEYS) else "training"
-                raise LlmvsError(f"config {where} ({dataset}): {err}") from None
+                raise LlmvsError(f"config runs.{run} ({dataset}): {err}") from None
+
+
+def _check_inputs(config: dict) -> None:
+    """Model folders and benchmark videos the configured setting needs, named by their config key."""
+    from llmvs.models import parse_model_spec
+
+    named = [(f"llms.{config['llm']}.model", config["llms"][config["llm"]]["model"])]
+    captioner = config["captioners"][config["captioner"]]
+    if captioner["backend"] != "import":
+        if "model" not in captioner:
+            raise LlmvsError(f"config captioners.{config['captioner']}: backend {captioner['backend']} needs a model")
+        named.append((f"captioners.{config['captioner']}.model", captioner["model"]))
+        for ds in config["datasets"]:
+            folder = config.get("benchmark_videos", {}).get(ds)
+            if not folder or not Path(folder).is_dir():
+                raise LlmvsError(f"config benchmark_videos.{ds}: {folder or '(unset)'} is not a folder; set it to the "
+                                 f"folder of the {ds} videos (README: Running on a cluster)")
+            for key in video_keys(ds, config["data_dir"], config["splits"]):
+                benchmark_video_file(config, ds, key)  # each video present, named as the dataset names it
+    for key, spec in named:
+        s = parse_model_spec(spec)
+        if s.kind == "local" and not (Path(spec).expanduser() / "config.json").is_file():
+            raise LlmvsError(f"config {key}: {spec} is not a model folder (no config.json); set a local Hugging "
+                             "Face model folder or a hub id org/name[@revision]")
+
+
+def model_folders(config: dict, models_dir) -> dict[str, str]:
+    """Prepared folder name -> spec of every model the configured settings load (hub ids, smollm2)."""
+    from llmvs.models import prepared_dir
+
+    specs = [config["llms"][llm]["model"] for _, llm in settings(config)]
+    specs += [config["captioners"][c]["model"] for c, _ in settings(config)
+              if config["captioners"][c]["backend"] != "import"]
+    return {prepared_dir(s, models_dir).name: s for s in specs if prepared_dir(s, models_dir) is not None}
+
+
+def model_input(spec: str, models_dir) -> str:
+    """The folder a job loads: the prepared folder of a hub id / smollm2 (made by `prepare_model`),
+    or the local folder itself."""
+    from llmvs.models import prepared_dir
+
+    prepared = prepared_dir(spec, models_dir)
+    return str(prepared if prepared is not None else Path(spec).expanduser())
 
 
 def settings(config: dict) -> list[tuple[str, str]]:

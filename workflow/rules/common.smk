@@ -1,4 +1,9 @@
 # Input functions shared by the rule files (the logic they call lives in llmvs.workflow).
+def scaled_by_attempt(base):
+    """A resource that grows with each retry (`retries:` in the Slurm profile)."""
+    return lambda wildcards, attempt: base * attempt
+
+
 def _annotations(dataset):
     return f"results/{dataset}/annotations.parquet"
 

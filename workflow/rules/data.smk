@@ -1,3 +1,17 @@
+rule prepare_model:
+    conda:
+        "../../envs/base.yaml"
+    output:
+        directory(os.path.join(MODELS_DIR, "{folder}")),
+    log:
+        "results/logs/prepare_model/{folder}.log",
+    params:
+        spec=lambda wc: MODEL_FOLDERS[wc.folder],
+        models_dir=lambda wc, output: os.path.dirname(output[0]),
+    shell:
+        "llmvs models prepare '{params.spec}' --models-dir {params.models_dir:q} > {log} 2>&1"
+
+
 rule build_annotations:
     conda:
         "../../envs/base.yaml"

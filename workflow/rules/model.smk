@@ -1,6 +1,6 @@
 rule train_split:
     conda:
-        "../../envs/train.yaml"
+        "../../envs/base.yaml"
     input:
         unpack(_train_inputs),
     output:
@@ -35,7 +35,7 @@ rule train_split:
 
 rule evaluate_split:
     conda:
-        "../../envs/train.yaml"
+        "../../envs/base.yaml"
     input:
         unpack(_evaluate_inputs),
     output:

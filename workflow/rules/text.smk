@@ -16,17 +16,37 @@ rule decode_frames:
         "llmvs frames {input:q} --out {output} > {log} 2>&1"
 
 
+rule import_captions:
+    conda:
+        "../../envs/base.yaml"
+    input:
+        annotations=lambda wc: _annotations(wc.dataset),
+        source=lambda wc: caption_source(config, wc.captioner, wc.dataset),
+    output:
+        "results/{dataset}/captions/{captioner}/{video}.parquet",
+    wildcard_constraints:
+        captioner="|".join(map(re.escape, IMPORTED)) or "none",
+    log:
+        "results/logs/import_captions/{dataset}/{captioner}/{video}.log",
+    params:
+        args=lambda wc: caption_args(config, wc.captioner, wc.dataset, wc.video),
+    resources:
+        runtime=5,
+        mem_mb=1000,
+    shell:
+        "llmvs captions --backend import {params.args} --captioner {wildcards.captioner} --out {output} > {log} 2>&1"
+
+
 rule caption_frames:
     conda:
         lambda wc: "../../envs/vllm.yaml" if config["captioners"][wc.captioner]["backend"] == "vllm" else "../../envs/base.yaml"
     input:
-        lambda wc: (
-            [f"results/{wc.dataset}/frames/{wc.video}.parquet"]
-            if config["captioners"][wc.captioner]["backend"] != "import"
-            else [_annotations(wc.dataset), caption_source(config, wc.captioner, wc.dataset)]
-        ),
+        frames="results/{dataset}/frames/{video}.parquet",
+        model=lambda wc: model_input(config["captioners"][wc.captioner]["model"], MODELS_DIR),
     output:
         "results/{dataset}/captions/{captioner}/{video}.parquet",
+    wildcard_constraints:
+        captioner="|".join(map(re.escape, set(config["captioners"]) - set(IMPORTED))) or "none",
     log:
         "results/logs/caption_frames/{dataset}/{captioner}/{video}.log",
     benchmark:
@@ -34,10 +54,11 @@ rule caption_frames:
     params:
         backend=lambda wc: config["captioners"][wc.captioner]["backend"],
         args=lambda wc: caption_args(config, wc.captioner, wc.dataset, wc.video),
+    threads: 4
     resources:
         runtime=60,
-        mem_mb=4000,
-        gpu=lambda wc: 0 if config["captioners"][wc.captioner]["backend"] == "import" else config["gpus"].get("captions", 0),
+        mem_mb=16000,
+        gpu=config["gpus"].get("captions", 0),
     shell:
         "llmvs captions --backend {params.backend} {params.args} --captioner {wildcards.captioner}"
         " --out {output} > {log} 2>&1"
@@ -63,6 +84,7 @@ for _captioner, _llm in SETTINGS:
                     video=_batch["videos"],
                 ),
                 exemplars=exemplar_inputs(config, _batch["dataset"]),
+                model=model_input(_spec["model"], MODELS_DIR),
             output:
                 expand(
                     "results/{dataset}/embeddings/{captioner}/{llm}/{video}.arrow",
@@ -83,8 +105,8 @@ for _captioner, _llm in SETTINGS:
                 data_dir=lambda wc: config["data_dir"],
             threads: _spec.get("threads", 1)
             resources:
-                runtime=30 + _batch["windows"] // 60,
-                mem_mb=_spec.get("mem_mb", 4000),
+                runtime=scaled_by_attempt(30 + _batch["windows"] // 60),  # minutes; more on a retry
+                mem_mb=scaled_by_attempt(_spec.get("mem_mb", 4000)),
                 gpu=config["gpus"].get("prompts", 0),
             shell:
                 "llmvs prompts --captions {input.captions} --out {output} --dataset {params.dataset} {params.llm}"

@@ -1,1 +1,0 @@
-base.post-deploy.sh
