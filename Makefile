@@ -22,7 +22,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 run: venv
-	$(BIN)/snakemake --cores $(CORES)
+	$(BIN)/snakemake --profile local --cores $(CORES)
 
 test: venv
 	$(BIN)/python -m pytest -q
@@ -31,4 +31,4 @@ bench: venv
 	$(BIN)/llmvs bench prompts --windows 64 --out results/bench/prompts.json
 
 clean:
-	rm -rf results .snakemake
+	rm -rf results .snakemake models

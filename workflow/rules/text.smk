@@ -104,6 +104,8 @@ for _captioner, _llm in SETTINGS:
                 seed=config.get("exemplar_seed", 0),
                 data_dir=lambda wc: config["data_dir"],
             threads: _spec.get("threads", 1)
+            # the long pole: start it first, TVSum before SumMe, so trainings fill the cores beside it
+            priority: 20 if _batch["dataset"] == "tvsum" else 10
             resources:
                 runtime=scaled_by_attempt(30 + _batch["windows"] // 60),  # minutes; more on a retry
                 mem_mb=scaled_by_attempt(_spec.get("mem_mb", 4000)),
