@@ -83,6 +83,7 @@ include: "workflow/rules/text.smk"
 include: "workflow/rules/model.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/summarize.smk"
+include: "workflow/rules/release.smk"
 
 
 onstart:
@@ -93,3 +94,10 @@ rule all:
     input:
         "results/summary.csv",
         "results/summary.png",
+        # the shipped scorer, when this configuration is the one it is made from
+        (
+            rules.release_scorer.output
+            if (config["captioner"], config["llm"]) == RELEASE_SETTING
+            and set(config["datasets"]) == {"summe", "tvsum"}
+            else []
+        ),

@@ -70,7 +70,7 @@ def main():
             w.writerow([15 * i, f"a white box slides across a plain coloured wall in scene {(15 * i) // (20 * fps)}"])
     t = time.time()
     proc = subprocess.run([sys.executable, "-m", "llmvs.cli", "summarize", video, "--captions",
-                           os.path.join(a.work, "long720p.csv"), "--out", os.path.join(a.work, "summary"),
+                           os.path.join(a.work, "long720p.csv"), "--zero-shot", "--out", os.path.join(a.work, "summary"),
                            "--dtype", a.dtype], capture_output=True, text=True)
     total = time.time() - t
     if proc.returncode:

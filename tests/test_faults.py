@@ -254,10 +254,11 @@ def test_scorer_of_another_hidden_size(tiny_benchmark, tmp_path, capsys):  # noq
                               "16-d states (use the scorer of the same LLM)")
 
 
-@pytest.mark.slow
 def test_summarize_with_a_scorer_of_another_llm(tiny_benchmark, tmp_path, capsys):  # noqa: F811
-    """The same through `llmvs summarize` (SmolLM2 gives 576-d states): exit 1, no output folder.
-    Slow: the mismatch is found only after the LLM has run."""
+    """The same through `llmvs summarize` (SmolLM2 gives 576-d states): exit 1, no output folder;
+    found from the LLM's config before it runs."""
+    from llmvs.llm import SMOLLM2_ID
+
     root = tiny_benchmark
     assert main(["train", "--annotations", str(root / "annotations.parquet"), "--embeddings-dir", str(root / "emb"),
                  "--splits", str(root / "splits.json"), "--split", "0", "--out-dir", str(tmp_path / "run"),
@@ -267,6 +268,6 @@ def test_summarize_with_a_scorer_of_another_llm(tiny_benchmark, tmp_path, capsys
     captions.write_text("frame_index,caption\n0,a white square\n15,a square moves right\n30,a dark frame\n")
     model = tmp_path / "run" / "model.pt"
     assert fails(capsys, "summarize", clip, "--captions", captions, "--scorer", model, "--out", tmp_path / "out") == (
-        f"llmvs: error: {model}: trained on 24-d LLM states, but this LLM gives 576-d states "
-        "(use the scorer of the same LLM)")
+        f"llmvs: error: {model}: trained on 24-d LLM states, but this LLM ({SMOLLM2_ID}) gives 576-d states: "
+        f"pass --scorer FILE trained with {SMOLLM2_ID}, or --zero-shot")
     assert not (tmp_path / "out").exists() and [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []

@@ -5,7 +5,8 @@ Backends:
   (`{video: {"picks": [...], "captions": [...]}}` or one video's `{"picks", "captions"}`) or a CSV
   with columns `frame_index,caption`; checked against the video's picks.
 - `transformers`: an HF image-to-text / LLaVA-style model, prompt "Provide a detailed one-sentence
-  description", at most 77 new tokens, batched.
+  description", greedy, at most 77 new tokens, batched; a captioner that takes no text prompt (BLIP)
+  captions unconditionally with beam search 5 and at most 50 tokens, as the shipped BLIP captions were made.
 - `vllm`: the same prompt served by vLLM (LLaVA-1.5-7B or any vLLM vision-language model);
   vllm is imported only here and lives in its own environment (envs/vllm.yaml).
 
@@ -28,6 +29,7 @@ from llmvs import LlmvsError
 
 PROMPT = "Provide a detailed one-sentence description"
 MAX_NEW_TOKENS = 77
+UNPROMPTED_BEAMS, UNPROMPTED_MAX_LENGTH = 5, 50  # BLIP's settings for the shipped captions (data/SOURCES.md)
 
 
 def _check_captions(source, picks: np.ndarray, frame_index, captions) -> None:
@@ -126,9 +128,17 @@ def _model_dir(model) -> Path:
     return resolve_model(str(model))
 
 
-def caption_transformers(images, model_dir, batch_size: int = 8, max_new_tokens: int = MAX_NEW_TOKENS,
-                         device: str | None = None) -> list[str]:
-    """Greedy captions from a local HF vision-language model (LLaVA-style chat or plain image-to-text)."""
+def takes_prompt(proc) -> bool:
+    """Whether a captioner reads a text prompt: a chat template or an image placeholder token (LLaVA);
+    BLIP has neither, and text given to it would be continued as the start of the caption."""
+    return bool(getattr(proc, "chat_template", None) or getattr(proc, "image_token", None))
+
+
+def caption_transformers(images, model_dir, batch_size: int = 8, max_new_tokens: int | None = None,
+                         device: str | None = None, num_beams: int | None = None) -> list[str]:
+    """Captions from a local HF vision-language model: a LLaVA-style model answers PROMPT greedily
+    (at most 77 new tokens); a captioner without a prompt (BLIP) captions unconditionally, with
+    beam search 5 and at most 50 tokens. `max_new_tokens` / `num_beams` override either."""
     import torch
     from tqdm import tqdm
     from transformers import AutoModelForImageTextToText, AutoProcessor
@@ -139,14 +149,23 @@ def caption_transformers(images, model_dir, batch_size: int = 8, max_new_tokens:
     model = AutoModelForImageTextToText.from_pretrained(model_dir).to(device).eval()
     tok = getattr(proc, "tokenizer", proc)
     tok.padding_side = "left"  # batched generation continues every row from its last real token
-    prompt = vlm_prompt(proc)
+    prompt = vlm_prompt(proc) if takes_prompt(proc) else None
+    if prompt is None:
+        limit = {"max_new_tokens": max_new_tokens} if max_new_tokens else {"max_length": UNPROMPTED_MAX_LENGTH}
+        beams = num_beams or UNPROMPTED_BEAMS
+    else:
+        limit, beams = {"max_new_tokens": max_new_tokens or MAX_NEW_TOKENS}, num_beams or 1
     out = []
     for i in tqdm(range(0, len(images), batch_size), desc="captions", unit="batch"):
         batch = images[i:i + batch_size]
-        inputs = proc(images=batch, text=[prompt] * len(batch), return_tensors="pt", padding=True).to(device)
+        if prompt is None:
+            inputs = proc(images=batch, return_tensors="pt").to(device)
+        else:
+            inputs = proc(images=batch, text=[prompt] * len(batch), return_tensors="pt", padding=True).to(device)
         with torch.no_grad():
-            gen = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
-        new = gen[:, inputs["input_ids"].shape[1]:]
+            gen = model.generate(**inputs, **limit, num_beams=beams, do_sample=False)
+        # a prompt comes back in front of the answer; BLIP's output starts with its own start token
+        new = gen[:, inputs["input_ids"].shape[1]:] if "input_ids" in inputs else gen
         out += [t.strip() for t in proc.batch_decode(new, skip_special_tokens=True)]
     return out
 

@@ -62,28 +62,45 @@ def _tfidf(a):
     run_tfidf(a.captions, a.out, a.dims)
 
 
-def _train(a):
+def _run_config(text: str):
+    """A TrainConfig from inline JSON or a JSON file, errors naming where the keys came from."""
     import json
 
-    from llmvs.train import TrainConfig, train_split
-
     from llmvs.io import read_json
+    from llmvs.train import TrainConfig
 
-    inline = a.run_config.lstrip().startswith("{")
-    source = "--run-config" if inline else a.run_config
+    inline = text.lstrip().startswith("{")
+    source = "--run-config" if inline else text
     if inline:
         try:
-            keys = json.loads(a.run_config)
+            keys = json.loads(text)
         except ValueError as err:
             raise LlmvsError(f"{source}: not valid JSON ({err})") from None
     else:
-        keys = read_json(a.run_config, "run config")
+        keys = read_json(text, "run config")
     try:
-        cfg = TrainConfig.from_dict(keys)
+        return TrainConfig.from_dict(keys)
     except (LlmvsError, TypeError) as err:
         raise LlmvsError(f"{source}: {err}") from None
+
+
+def _train(a):
+    from llmvs.train import train_split
+
+    cfg = _run_config(a.run_config)
     train_split(a.annotations, a.embeddings_dir, a.splits, a.split, cfg, a.out_dir, a.shots_dir, a.threads,
                 a.extra_annotations, a.extra_embeddings_dir)
+
+
+def _release_scorer(a):
+    from llmvs.train import train_release
+
+    shots = a.shots_dir or [None] * len(a.annotations)
+    if not len(a.annotations) == len(a.embeddings_dir) == len(shots):
+        raise LlmvsError(f"{len(a.annotations)} --annotations, {len(a.embeddings_dir)} --embeddings-dir and "
+                         f"{len(shots)} --shots-dir: give one of each per benchmark")
+    train_release(list(zip(a.annotations, a.embeddings_dir, shots)), _run_config(a.run_config), a.out, a.card,
+                  a.summary, run=a.run, threads=a.threads, captioner_model=a.captioner_model)
 
 
 def _evaluate(a):
@@ -120,9 +137,9 @@ def _bench(a):
 def _summarize(a):
     from llmvs.summarize import summarize_video
 
-    s = summarize_video(a.video, a.out, captions=a.captions, captioner=a.captioner, llm=a.llm,
-                        scorer=None if a.zero_shot else a.scorer, budget=a.budget, seconds=a.seconds,
-                        dtype=a.dtype, threads=a.threads, shot_seconds=a.shot_seconds)
+    s = summarize_video(a.video, a.out, captions=a.captions, captioner=a.captioner, llm=a.llm, scorer=a.scorer,
+                        zero_shot=a.zero_shot, budget=a.budget, seconds=a.seconds, dtype=a.dtype,
+                        threads=a.threads, shot_seconds=a.shot_seconds)
     print(f"{a.out}/summary.mp4: {s['summary_duration_s']:.1f} s of {s['duration_s']:.1f} s "
           f"({s['n_selected_shots']} of {s['n_shots']} shots); page: {a.out}/summary.html")
 
@@ -141,6 +158,8 @@ def _human(a):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from llmvs.summarize import DEFAULT_CAPTIONER
+
     p = argparse.ArgumentParser(prog="llmvs", description=__doc__.splitlines()[0])
     p.add_argument("--version", action="version", version=f"llmvs {__version__}")
     sub = p.add_subparsers(dest="stage", required=True, metavar="<stage>")
@@ -218,6 +237,20 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out-dir", required=True)
     s.set_defaults(func=_train)
 
+    s = sub.add_parser("release-scorer", help="fit the headline run on every benchmark video -> the scorer "
+                                              "`summarize` ships with (.pt + model card)")
+    s.add_argument("--annotations", nargs="+", required=True, help="annotations.parquet of each benchmark")
+    s.add_argument("--embeddings-dir", nargs="+", required=True, help="embeddings folder of each benchmark")
+    s.add_argument("--shots-dir", nargs="+", help="shots folder of each benchmark (validation tau/rho/F1)")
+    s.add_argument("--run", default="llmvs", help="name of the run the training keys come from")
+    s.add_argument("--run-config", required=True, help="JSON file or inline JSON of training keys")
+    s.add_argument("--summary", required=True, help="summary.csv with the run's cross-validated results")
+    s.add_argument("--captioner-model", default=DEFAULT_CAPTIONER, help="the model that wrote the captions")
+    s.add_argument("--threads", type=int)
+    s.add_argument("--out", required=True, help="checkpoint (.pt)")
+    s.add_argument("--card", required=True, help="model card (.md)")
+    s.set_defaults(func=_release_scorer)
+
     s = sub.add_parser("evaluate", help="scores + tau/rho/F1 of a split's test videos -> metrics.csv")
     s.add_argument("--annotations", required=True)
     s.add_argument("--splits", required=True)
@@ -243,12 +276,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="output folder")
     cap = s.add_mutually_exclusive_group()
     cap.add_argument("--captions", help="CSV frame_index,caption or JSON {picks, captions} (every 15th frame)")
-    cap.add_argument("--captioner", help="local captioning model folder (transformers)")
+    cap.add_argument("--captioner", help=f"captioning model: hub id (prepared with `llmvs models prepare`) or "
+                                         f"folder (default without --captions: {DEFAULT_CAPTIONER})")
     s.add_argument("--llm", default="smollm2")
-    s.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    s.add_argument("--dtype", choices=["float32", "bfloat16", "float16"],
+                   help="LLM dtype (default: the one the scorer was trained with, else float32)")
     sc = s.add_mutually_exclusive_group()
-    sc.add_argument("--scorer", help="model.pt from a benchmark run (same LLM)")
-    sc.add_argument("--zero-shot", action="store_true", help="use the LLM's own answers (default without --scorer)")
+    sc.add_argument("--scorer", help="model.pt trained on this LLM's states (default: the shipped scorer)")
+    sc.add_argument("--zero-shot", action="store_true", help="use the LLM's own answers instead of a scorer")
     bud = s.add_mutually_exclusive_group()
     bud.add_argument("--budget", type=float, default=0.15, help="fraction of the video (default 0.15)")
     bud.add_argument("--seconds", type=float, help="summary length in seconds")

@@ -1,10 +1,11 @@
 """`llmvs summarize`: from your own video to a summary video, with the LLM method end to end.
 
-frames (streamed PyAV decode, every 15th frame) -> captions (a file you give, or a local
-captioning model; never invented) -> LLM window prompting (default SmolLM2) -> step scores (a
-trained scorer checkpoint, or the LLM's zero-shot answers) -> shots (kernel change points on
-colour histograms; a shot longer than the budget is split so that it can be chosen) -> 0/1
-knapsack under the budget -> outputs:
+frames (streamed PyAV decode, every 15th frame) -> captions (a file you give, or a captioning
+model: by default BLIP base, as the benchmark captions were made; never invented) -> LLM window
+prompting (default SmolLM2) -> step scores (by default the scorer shipped in `llmvs/scorers/`,
+trained on both benchmarks; or a checkpoint you give, or the LLM's zero-shot answers) -> shots
+(kernel change points on colour histograms; a shot longer than the budget is split so that it can
+be chosen) -> 0/1 knapsack under the budget -> outputs:
 
 - `summary.mp4`: the selected shots in order, H.264 video + AAC audio when the source has audio
   (cutting at arbitrary frames needs a re-encode; nothing else is touched);
@@ -14,11 +15,12 @@ knapsack under the budget -> outputs:
 Each stage prints one line with its time to stderr as it ends (the LLM stage also shows a
 progress bar with an ETA). All outputs appear together at the end; a failure leaves none behind.
 
-    llmvs summarize my_video.mp4 --captions my_video.csv --out summaries/my_video
+    llmvs summarize my_video.mp4 --out summaries/my_video
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from fractions import Fraction
@@ -33,6 +35,79 @@ import numpy as np
 from llmvs import LlmvsError
 
 OUTPUTS = ("summary.mp4", "shots.csv", "scores.csv", "timeline.png", "summary.json", "summary.html")
+DEFAULT_CAPTIONER = "Salesforce/blip-image-captioning-base"  # the captioner of the benchmark captions (data/SOURCES.md)
+SHIPPED_SCORER = Path(__file__).parent / "scorers" / "blip-smollm2.pt"  # rule release_scorer; card beside it
+
+
+def file_sha256(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def choose_scorer(scorer=None, zero_shot: bool = False) -> Path | None:
+    """The checkpoint that scores the steps: `scorer`, else the shipped default; None = zero-shot answers.
+
+    Without a shipped checkpoint the run stops: a silent fall-back to zero-shot scores would pass off
+    the LLM's flat answers as the trained method."""
+    from llmvs.train import RELEASE_COMMAND
+
+    if zero_shot:
+        return None
+    if scorer:
+        if not Path(scorer).exists():
+            raise LlmvsError(f"{scorer}: scorer checkpoint not found")
+        return Path(scorer)
+    if not SHIPPED_SCORER.exists():
+        raise LlmvsError(f"{SHIPPED_SCORER}: no default scorer is shipped in this copy of llmvs; build it with "
+                         f"`{RELEASE_COMMAND}` in the repository, or pass --scorer FILE or --zero-shot")
+    return SHIPPED_SCORER
+
+
+def llm_states(llm: str) -> tuple[str, int]:
+    """(model id, hidden size) of an LLM spec, read from its config without loading the weights."""
+    from transformers import AutoConfig
+
+    from llmvs.llm import resolve_llm
+
+    folder, model_id = resolve_llm(llm)
+    cfg = AutoConfig.from_pretrained(folder)
+    return model_id, int(cfg.get_text_config().hidden_size)
+
+
+def check_scorer(path, ckpt: dict, model_id: str, hidden: int) -> None:
+    """Refuse, before the LLM runs, a scorer trained on another LLM's states (size, columns or model)."""
+    from llmvs.embeddings import FEATURE_COLUMNS, feature_names
+
+    mc, fs = ckpt["model_config"], ckpt.get("feature_schema", {})
+    columns = feature_names(mc["features"])
+    fix = f"pass --scorer FILE trained with {model_id}, or --zero-shot"
+    if mc["input_dim"] != len(columns) * hidden:
+        per = fs.get("hidden_size") or (mc["input_dim"] // len(columns) if mc["input_dim"] % len(columns) == 0 else 0)
+        what = f"{per}-d LLM states" if per else f"{mc['input_dim']}-d features"
+        raise LlmvsError(f"{path}: trained on {what}, but this LLM ({model_id}) gives {hidden}-d states: {fix}")
+    unknown = [c for c in columns if c != "qa" and c not in FEATURE_COLUMNS]
+    if unknown:
+        raise LlmvsError(f"{path}: reads feature column(s) {', '.join(unknown)}, which the LLM stage does not "
+                         f"write: {fix}")
+    if fs.get("llm") and fs["llm"] != model_id:
+        raise LlmvsError(f"{path}: trained on the states of {fs['llm']}, but this LLM is {model_id}: {fix}")
+
+
+def resolve_captioner(spec: str) -> Path:
+    """The folder of a captioning model (hub id or folder), offline; a missing hub model says how to get it."""
+    from llmvs.models import default_models_dir, parse_model_spec, resolve_model
+
+    try:
+        return resolve_model(spec)
+    except LlmvsError:
+        if parse_model_spec(spec).kind != "hub":
+            raise
+        raise LlmvsError(f"{spec}: captioning model not found (not prepared in {default_models_dir()} nor in the "
+                         f"Hugging Face cache); fetch it once with `llmvs models prepare {spec}` where the hub is "
+                         "reachable, or pass --captions FILE") from None
 
 
 def budget_fraction(n_frames: int, fps: float, budget: float | None, seconds: float | None) -> float:
@@ -177,8 +252,11 @@ def plot_timeline(out, times, scores, change_points, selected, fps, thumbs, titl
 
 
 def summarize_video(video, out_dir, *, captions=None, captioner=None, llm: str = "smollm2", scorer=None,
-                    budget: float | None = 0.15, seconds: float | None = None, dtype: str = "float32",
-                    exemplars: str = "auto", threads: int | None = None, shot_seconds: float = 4.0) -> dict:
+                    zero_shot: bool = False, budget: float | None = 0.15, seconds: float | None = None,
+                    dtype: str | None = None, exemplars: str = "auto", threads: int | None = None,
+                    shot_seconds: float = 4.0) -> dict:
+    """`captions` (file) or `captioner` (model; default BLIP base); `scorer` (checkpoint; default the
+    shipped one) or `zero_shot`; `dtype` of the LLM: by default the one the scorer was trained on."""
     import pandas as pd
 
     from llmvs.captioning import caption_transformers, frame_images, read_caption_file, write_captions
@@ -190,10 +268,21 @@ def summarize_video(video, out_dir, *, captions=None, captioner=None, llm: str =
     from llmvs.summary_page import render_summary_page
     from llmvs.video import STEP, decode_frames
 
-    if not captions and not captioner:
-        raise LlmvsError("give --captions FILE (CSV frame_index,caption or JSON) or --captioner MODEL_DIR")
-    if scorer and not Path(scorer).exists():
-        raise LlmvsError(f"{scorer}: scorer checkpoint not found")
+    if captions and captioner:
+        raise LlmvsError("give --captions FILE or --captioner MODEL, not both")
+    # everything that can be refused is refused before the video is decoded and the models run
+    scorer = choose_scorer(scorer, zero_shot)
+    schema = {}
+    if scorer is not None:
+        from llmvs.train import load_model
+
+        ckpt = load_model(scorer)[1]
+        check_scorer(scorer, ckpt, *llm_states(llm))
+        schema = ckpt.get("feature_schema", {})
+    # the benchmark path's settings for the scorer's LLM states (same captions, LLM, scorer -> same scores)
+    dtype = dtype or schema.get("dtype") or "float32"
+    exemplar_seed = schema.get("exemplar_seed") or 0
+    captioner_dir = None if captions else resolve_captioner(captioner or DEFAULT_CAPTIONER)
     video, out_dir = Path(video), Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
@@ -225,13 +314,18 @@ def summarize_video(video, out_dir, *, captions=None, captioner=None, llm: str =
         if captions:
             caps, captioner_id = read_caption_file(captions, picks, video.stem), f"file:{Path(captions).name}"
         else:
-            caps, captioner_id = caption_transformers(frame_images(frames), captioner), Path(captioner).name
+            from llmvs.models import describe_model
+
+            caps = caption_transformers(frame_images(frames), captioner_dir)
+            captioner_id = describe_model(captioner or DEFAULT_CAPTIONER, captioner_dir)
         write_captions(work / "captions.parquet", picks, caps, captioner=captioner_id, video=video.stem,
                        n_frames=n_frames, fps=fps)
         lap("captions_s", "captions", f"{len(caps)} from {captioner_id}")
-        runner = PromptRunner(llm, exemplars, None, 0, "fast", dtype, threads=threads)
+        runner = PromptRunner(llm, exemplars, None, exemplar_seed, "fast", dtype, threads=threads)
         runner.run(work / "captions.parquet", work / "embeddings.arrow")
         scores, scorer_id = step_scores(work / "embeddings.arrow", scorer)
+        if scorer == SHIPPED_SCORER:
+            scorer_id = f"default scorer {SHIPPED_SCORER.stem}"
         answers = read_embeddings(work / "embeddings.arrow").answer_score
         lap("llm_s", "LLM", f"{len(caps)} windows by {runner.model_id}; scores: {scorer_id}")
         detected = detect_shots(frame_features(frames.column("jpeg").to_pylist()), n_frames, picks, fps,
@@ -254,7 +348,9 @@ def summarize_video(video, out_dir, *, captions=None, captioner=None, llm: str =
         shots.to_csv(work / "shots.csv", index=False, float_format="%.4f")
         steps = pd.DataFrame({"frame_index": picks, "time_s": times, "caption": caps, "answer_score": answers,
                               "score": scores})
-        steps.to_csv(work / "scores.csv", index=False, float_format="%.4f")
+        # the scores as computed (float32, shortest exact text): the same as the benchmark's scores.parquet
+        steps.assign(score=[np.format_float_positional(np.float32(x), trim="-") for x in scores]).to_csv(
+            work / "scores.csv", index=False, float_format="%.4f")
         thumb_idx = np.linspace(0, len(picks) - 1, min(6, len(picks))).round().astype(int)
         jpegs = frames.column("jpeg").to_pylist()
         plot_timeline(work / "timeline.png", times, scores, cps, selected, fps,
@@ -262,7 +358,8 @@ def summarize_video(video, out_dir, *, captions=None, captioner=None, llm: str =
                       f"{n_frames / fps:.1f} s selected", cuts=detected[1:, 0])
         summary = {"input": str(video), "n_frames": n_frames, "fps": fps, "duration_s": n_frames / fps,
                    "has_audio": meta["has_audio"], "captioner": captioner_id, "llm": runner.model_id,
-                   "llm_dtype": dtype, "scorer": scorer_id, "budget_fraction": frac,
+                   "llm_dtype": dtype, "scorer": scorer_id, "scorer_path": str(scorer) if scorer else None,
+                   "scorer_sha256": file_sha256(scorer) if scorer else None, "budget_fraction": frac,
                    "summary_duration_s": duration, "n_detected_shots": int(len(detected)),
                    "n_shots": int(len(cps)), "n_selected_shots": int(selected.sum()),
                    "exemplars": [e.id for e in runner.exemplars], "timings": timings}

@@ -295,3 +295,21 @@ def estimate_message(config: dict, videos: dict[str, list[str]]) -> str:
     rate *= max(1, (os.cpu_count() or 2) // 2)
     return (f"llmvs: {todo:,} caption windows to run through SmolLM2 on {os.cpu_count()} CPU cores: "
             f"about {todo / rate / 3600:.1f} h at ~{rate:.0f} windows/s, then a few minutes per training split.")
+
+
+RELEASE_SETTING = ("blip", "smollm2")  # the captioner and LLM of the scorer shipped in llmvs/scorers/
+RELEASE_DATASETS = ("summe", "tvsum")  # it is fitted on every video of both
+
+
+def release_config(config: dict) -> str:
+    """JSON of the training keys of the `headline` run for the shipped scorer: one model fitted on both
+    benchmarks, so the keys the results table used must agree between them."""
+    run = config.get("headline", "llmvs")
+    if run_method(config, run) != "model" or config["runs"][run].get("embeddings") == "tfidf":
+        raise LlmvsError(f"config headline: run {run!r} trains no scorer on LLM states")
+    keys = {ds: json.loads(train_config(config, ds, run)) for ds in RELEASE_DATASETS}
+    differ = sorted(k for k in set(keys["summe"]) | set(keys["tvsum"]) if keys["summe"].get(k) != keys["tvsum"].get(k))
+    if differ:
+        raise LlmvsError(f"config headline: run {run!r} trains with other {', '.join(differ)} on summe than on tvsum; "
+                         "the shipped scorer is one model for both")
+    return json.dumps(keys["summe"], sort_keys=True)

@@ -1,4 +1,8 @@
 # Input functions shared by the rule files (the logic they call lives in llmvs.workflow).
+from llmvs.summarize import SHIPPED_SCORER, file_sha256
+from llmvs.workflow import RELEASE_DATASETS, RELEASE_SETTING, release_config
+
+
 def scaled_by_attempt(base):
     """A resource that grows with each retry (`retries:` in the Slurm profile)."""
     return lambda wildcards, attempt: base * attempt
@@ -78,5 +82,29 @@ def _setting_metrics(wc):
 
 
 def _scorer(wc):
-    scorer = config.get("summarize", {}).get("scorer", "zero_shot")
-    return [] if scorer == "zero_shot" else [scorer]
+    scorer = config.get("summarize", {}).get("scorer", "shipped")
+    return [] if scorer in ("zero_shot", "shipped") else [scorer]
+
+
+def _scorer_args(wc, input):
+    scorer = config.get("summarize", {}).get("scorer", "shipped")
+    return {"zero_shot": "--zero-shot", "shipped": ""}.get(scorer, f"--scorer {input.scorer}")
+
+
+def _shipped_sha256(wc):
+    """A new shipped scorer reruns the summaries (a params change), without being an input: as an
+    input, a fresh checkout would rebuild it, and every benchmark stage before it."""
+    shipped = config.get("summarize", {}).get("scorer", "shipped") == "shipped"
+    return file_sha256(SHIPPED_SCORER) if shipped and SHIPPED_SCORER.exists() else ""
+
+
+def _release_files(pattern):
+    """An input function: `pattern` for every video of both benchmarks in the shipped scorer's setting."""
+    from llmvs.datasets import load_dataset
+
+    captioner, llm = RELEASE_SETTING
+    return lambda wc: [
+        pattern.format(dataset=ds, video=v, captioner=captioner, llm=llm)
+        for ds in RELEASE_DATASETS
+        for v in load_dataset(ds, config["data_dir"])
+    ]

@@ -1,5 +1,6 @@
 # Your own videos: every file in `videos_dir` -> results/videos/<name>/summary.mp4 (+ csv, png, json).
 # Captions come from <name>.csv / <name>.json in summarize.captions_dir (default: videos_dir).
+# Scores: the scorer shipped in the package (summarize.scorer: shipped), a model.pt, or zero_shot.
 #   snakemake --cores all summarize_videos
 
 
@@ -22,7 +23,8 @@ rule summarize_video:
     benchmark:
         "results/benchmarks/summarize_video/{video}.tsv"
     params:
-        scorer=lambda wc, input: f"--scorer {input.scorer}" if input.scorer else "--zero-shot",
+        scorer=_scorer_args,
+        shipped_sha256=_shipped_sha256,
         llm=lambda wc: llm_args(config["llms"][config["llm"]]),
         budget=config.get("summarize", {}).get("budget", 0.15),
     threads: 2
