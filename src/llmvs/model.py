@@ -30,6 +30,7 @@ class ModelConfig:
     heads: int = 2
     dim_feedforward: int = 2048  # PyTorch's default, as in the authors' code
     dropout: float = 0.1
+    attention_dropout: float | None = None  # None = `dropout`, as the authors' encoder; 0 is 2-4x faster on a CPU
     positional_encoding: bool = False  # parity: the authors' encoder has none
     input_norm: bool = False  # LayerNorm on the LLM states first: tames their few huge outlier dimensions
 
@@ -59,6 +60,9 @@ class GlobalAggregator(nn.Module):
         if cfg.aggregator == "attention":
             layer = nn.TransformerEncoderLayer(m, cfg.heads, cfg.dim_feedforward, cfg.dropout, batch_first=True)
             self.encoder = nn.TransformerEncoder(layer, cfg.layers, enable_nested_tensor=False)
+            if cfg.attention_dropout is not None:  # dropout on the attention weights alone
+                for block in self.encoder.layers:
+                    block.self_attn.dropout = cfg.attention_dropout
         h = [max(m // 2 ** k, 8) for k in range(1, 5)]
         self.head = nn.Sequential(
             nn.Linear(m, h[0]), nn.LayerNorm(h[0]), nn.ReLU(),

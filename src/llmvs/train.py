@@ -40,6 +40,8 @@ class TrainConfig:
     heads: int = 2
     dim_feedforward: int = 512
     dropout: float = 0.1
+    attention_dropout: float | None = None  # parity: None = dropout (0.1), as the authors' encoder
+    metrics_every: int = 1  # validation tau/rho/F1 every this many epochs (the loss every epoch)
     positional_encoding: bool = False
     input_norm: bool = False  # parity: not in the authors' model
     epochs: int = 60
@@ -65,8 +67,8 @@ class TrainConfig:
         if unknown:
             raise LlmvsError(f"unknown training key(s): {', '.join(unknown)}")
         cfg = cls(**d)
-        if min(cfg.epochs, cfg.accumulate, cfg.ensemble, cfg.batch_videos) < 1:
-            raise LlmvsError("epochs, accumulate, ensemble and batch_videos must be >= 1")
+        if min(cfg.epochs, cfg.accumulate, cfg.ensemble, cfg.batch_videos, cfg.metrics_every) < 1:
+            raise LlmvsError("epochs, accumulate, ensemble, batch_videos and metrics_every must be >= 1")
         if cfg.selection not in SELECTIONS:
             raise LlmvsError(f"unknown selection {cfg.selection!r}: expected one of {SELECTIONS}")
         return cfg
@@ -160,6 +162,30 @@ def _batch(tensors: list, targets: list):
     return x, y, pad
 
 
+def _evaluator(videos, feats, targets, shots, users, per_dataset=()):
+    """evaluate(model, keys, metrics) -> validation loss, and with `metrics` tau/rho/F1 (means over the
+    videos; also per benchmark for `per_dataset`, whose tau/rho follow different protocols)."""
+    def evaluate(model, keys, metrics=True):
+        if not keys:
+            return {}
+        preds = {k: predict(model, feats[k]) for k in keys}  # one forward per video for loss and metrics
+        out = {"loss": float(np.mean([np.mean((preds[k] - targets[k]) ** 2) for k in keys]))}
+        if not metrics:
+            return out
+        rows = {k: video_metrics(videos[k], preds[k], shots.get(k), users.get(k)) for k in keys}
+        for ds in per_dataset:
+            for m in ("tau", "rho", "f1"):
+                vals = [r[m] for k, r in rows.items() if videos[k].dataset == ds and m in r]
+                if vals:
+                    out[f"{ds}_{m}"] = float(np.mean(vals))
+        for m in ("tau", "rho", "f1"):
+            vals = [r[m] for r in rows.values() if m in r]
+            if vals:
+                out[m] = float(np.mean(vals))
+        return out
+    return evaluate
+
+
 def _fit_member(cfg: TrainConfig, mcfg, seed: int, data: dict, evaluate, device, desc: str):
     """Train one model; returns (selected state dict, selected epoch, log rows)."""
     import torch
@@ -200,8 +226,11 @@ def _fit_member(cfg: TrainConfig, mcfg, seed: int, data: dict, evaluate, device,
                 opt.zero_grad(set_to_none=True)
         sched.step()
         row = {"epoch": epoch, "lr": opt.param_groups[0]["lr"], "train_loss": float(np.mean(losses))}
+        # correlations cost more than the loss: every `metrics_every` epochs unless they select the epoch
+        metrics = cfg.selection in ("val_rho", "val_tau", "test_rho") or epoch % cfg.metrics_every == 0 \
+            or epoch == cfg.epochs
         for part, keys in data["eval"].items():
-            row.update({f"{part}_{m}": v for m, v in evaluate(model, keys).items()})
+            row.update({f"{part}_{m}": v for m, v in evaluate(model, keys, metrics).items()})
         log.append(row)
         key = {"val_loss": -row.get("val_loss", 0.0), "val_rho": row.get("val_rho", 0.0),
                "val_tau": row.get("val_tau", 0.0), "test_rho": row.get("test_rho", 0.0), "last": epoch}[cfg.selection]
@@ -261,24 +290,12 @@ def train_split(annotations, embeddings_dir, splits_file, split: int, cfg: Train
     input_dim = next(iter(feats.values())).shape[1]
     mcfg = ModelConfig(input_dim=input_dim, features=cfg.features, aggregator=cfg.aggregator, d_model=cfg.d_model,
                        layers=cfg.layers, heads=cfg.heads, dim_feedforward=cfg.dim_feedforward, dropout=cfg.dropout,
+                       attention_dropout=cfg.attention_dropout,
                        positional_encoding=cfg.positional_encoding, input_norm=cfg.input_norm)
     data = {"x": {k: torch.as_tensor(v, device=device) for k, v in feats.items()},
             "y": {k: torch.as_tensor(v, device=device) for k, v in targets.items()},
             "fit": fit_keys + extra_keys, "eval": eval_keys}
-    mse = torch.nn.MSELoss()
-
-    def evaluate(model, keys):
-        if not keys:
-            return {}
-        preds = {k: predict(model, feats[k]) for k in keys}  # one forward per video for loss and metrics
-        losses = [float(mse(torch.as_tensor(preds[k]), torch.as_tensor(targets[k]))) for k in keys]
-        rows = [video_metrics(videos[k], preds[k], shots.get(k), users.get(k)) for k in keys]
-        out = {"loss": float(np.mean(losses))}
-        for m in ("tau", "rho", "f1"):
-            vals = [r[m] for r in rows if m in r]
-            if vals:
-                out[m] = float(np.mean(vals))
-        return out
+    evaluate = _evaluator(videos, feats, targets, shots, users)
 
     states, selected, log = [], [], []
     for member in range(cfg.ensemble):
@@ -428,28 +445,14 @@ def train_release(sources, cfg: TrainConfig, out, card, summary, *, run: str = "
     device = _device()
     mcfg = ModelConfig(input_dim=input_dim, features=cfg.features, aggregator=cfg.aggregator, d_model=cfg.d_model,
                        layers=cfg.layers, heads=cfg.heads, dim_feedforward=cfg.dim_feedforward, dropout=cfg.dropout,
+                       attention_dropout=cfg.attention_dropout,
                        positional_encoding=cfg.positional_encoding, input_norm=cfg.input_norm)
     targets = {k: videos[k].gtscore for k in feats}
     data = {"x": {k: torch.as_tensor(v, device=device) for k, v in feats.items()},
             "y": {k: torch.as_tensor(v, device=device) for k, v in targets.items()},
             "fit": fit_keys, "eval": {"val": val_keys}}
 
-    def evaluate(model, keys):
-        if not keys:
-            return {}
-        preds = {k: predict(model, feats[k]) for k in keys}
-        out = {"loss": float(np.mean([np.mean((preds[k] - targets[k]) ** 2) for k in keys]))}
-        rows = {k: video_metrics(videos[k], preds[k], shots.get(k), users.get(k)) for k in keys}
-        for ds in counts:  # per benchmark: their tau/rho follow different protocols
-            for m in ("tau", "rho", "f1"):
-                vals = [r[m] for k, r in rows.items() if videos[k].dataset == ds and m in r]
-                if vals:
-                    out[f"{ds}_{m}"] = float(np.mean(vals))
-        for m in ("tau", "rho"):  # what val_tau / val_rho select on: the mean over every validation video
-            vals = [r[m] for r in rows.values() if m in r]
-            if vals:
-                out[m] = float(np.mean(vals))
-        return out
+    evaluate = _evaluator(videos, feats, targets, shots, users, per_dataset=list(counts))
 
     states, selected, chosen = [], [], []
     for member in range(cfg.ensemble):
@@ -557,7 +560,8 @@ def plot_curve(frame, selected: list[int], out, title: str = "") -> None:
         for col in [c for c in part.columns if c.endswith("_loss")]:
             ax[0].plot(part.epoch, part[col], label=col + suffix)
         for col in [c for c in part.columns if c.endswith(("_rho", "_tau"))]:
-            ax[1].plot(part.epoch, part[col], label=col + suffix)
+            points = part[["epoch", col]].dropna()  # correlations may be logged every few epochs
+            ax[1].plot(points.epoch, points[col], marker=".", label=col + suffix)
     for a, name in zip(ax, ("MSE", "correlation")):
         for epoch in selected:
             a.axvline(epoch, color="grey", ls="--", lw=1)
