@@ -25,3 +25,53 @@ def tvsum():
     from llmvs.datasets import load_dataset
 
     return load_dataset("tvsum", DATA)
+
+
+VIDEOS = ["video_8", "video_11", "video_12", "video_19", "video_18"]  # the five shortest SumMe videos
+
+
+def write_features(path, picks, columns: dict, answer_score=None):
+    """An embeddings file with the given [T, D] feature columns (and answer scores)."""
+    import pyarrow as pa
+
+    extra = {} if answer_score is None else {"answer_score": pa.array(answer_score, pa.float32()),
+                                              "answer_expected": pa.array(answer_score, pa.float32())}
+    from llmvs.embeddings import features_table, write_arrow
+
+    write_arrow(features_table(picks, columns, {"model": "test", "columns": {k: "test" for k in columns}}, extra), path)
+
+
+@pytest.fixture(scope="session")
+def tiny_benchmark(tmp_path_factory):
+    """Annotations, shots and schema-valid embeddings for five real SumMe videos.
+
+    The embedding vectors are a fixed random projection of each step's caption TF-IDF (real
+    content, no LLM run) so that the training and evaluation stages can be exercised in seconds;
+    the LLM stage itself is tested in test_prompting.py.
+    """
+    import json
+
+    import numpy as np
+    import pyarrow as pa
+
+    from llmvs.datasets import load_caption_json, read_annotations, shipped_captions_path, write_annotations
+    from llmvs.io import write_parquet
+    from llmvs.shots import caption_features, detect_shots
+
+    root = tmp_path_factory.mktemp("bench")
+    write_annotations("summe", root / "annotations.parquet", DATA)
+    videos = read_annotations(root / "annotations.parquet")
+    caps = load_caption_json(shipped_captions_path("summe", data_dir=DATA))
+    proj = np.random.default_rng(0).normal(size=(4096, 24)).astype(np.float32)
+    for key in VIDEOS:
+        v = videos[key]
+        tfidf = caption_features(caps[v.caption_key]["captions"])
+        feats = tfidf @ proj[: tfidf.shape[1]]
+        write_features(root / "emb" / f"{key}.arrow", v.picks, {"q": feats, "a": feats * 0.5},
+                       answer_score=np.arange(len(feats)) % 10)
+        cps = detect_shots(tfidf, v.n_frames, v.picks, v.fps)
+        write_parquet(pa.table({"start": cps[:, 0], "end": cps[:, 1]}), root / "shots" / f"{key}.parquet")
+    splits = [{"train_keys": ["video_11", "video_18", "video_19", "video_8"], "test_keys": ["video_12"]},
+              {"train_keys": ["video_11", "video_12", "video_18", "video_8"], "test_keys": ["video_19"]}]
+    (root / "splits.json").write_text(json.dumps(splits))
+    return root

@@ -9,7 +9,6 @@ import torch
 from conftest import DATA
 from llmvs.cli import main
 from llmvs.datasets import read_annotations
-from test_train import tiny_benchmark  # noqa: F401 (a fixture)
 
 
 def test_annotations_round_trip(tmp_path, summe):
@@ -39,7 +38,7 @@ def test_errors_are_one_line_and_exit_1(tmp_path):
     assert proc.stderr.startswith("llmvs: error:") and "summe-info.derived.tsv" in proc.stderr
 
 
-def test_training_is_identical_across_processes(tiny_benchmark, tmp_path):  # noqa: F811
+def test_training_is_identical_across_processes(tiny_benchmark, tmp_path):
     """`llmvs train` in separate processes with the same config and thread count writes the same
     model.pt weights (bit for bit) and train_log.csv.
 

@@ -11,11 +11,12 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from conftest import write_features
+
 from llmvs.cli import main
 from llmvs.datasets import read_annotations
 from llmvs.embeddings import fixed_list, write_arrow
 from llmvs.video import decode_frames
-from test_train import tiny_benchmark, write_features  # noqa: F401 (tiny_benchmark: a fixture)
 from test_video import make_clip
 
 INVALID = "Invalid data found when processing input"  # FFmpeg's AVERROR_INVALIDDATA text
@@ -99,7 +100,7 @@ def test_video_without_decodable_frames(tmp_path, capsys):
 
 # --- Parquet and Arrow inputs ----------------------------------------------------------------
 
-def test_corrupt_parquet_input(tiny_benchmark, tmp_path, capsys):  # noqa: F811
+def test_corrupt_parquet_input(tiny_benchmark, tmp_path, capsys):
     root, out = tiny_benchmark, tmp_path / "out"
     data = (root / "annotations.parquet").read_bytes()
     cut = tmp_path / "cut.parquet"
@@ -122,7 +123,7 @@ def test_corrupt_parquet_input(tiny_benchmark, tmp_path, capsys):  # noqa: F811
     assert files_in(out) == []
 
 
-def test_corrupt_arrow_embeddings(tiny_benchmark, tmp_path, capsys):  # noqa: F811
+def test_corrupt_arrow_embeddings(tiny_benchmark, tmp_path, capsys):
     root, out = tiny_benchmark, tmp_path / "out"
     emb = tmp_path / "emb"
     shutil.copytree(root / "emb", emb)
@@ -140,7 +141,7 @@ def test_corrupt_arrow_embeddings(tiny_benchmark, tmp_path, capsys):  # noqa: F8
 
 # --- captions ---------------------------------------------------------------------------------
 
-def test_caption_json_missing_a_video(tiny_benchmark, tmp_path, capsys):  # noqa: F811
+def test_caption_json_missing_a_video(tiny_benchmark, tmp_path, capsys):
     root, out = tiny_benchmark, tmp_path / "out"
     args = ["captions", "--backend", "import", "--annotations", root / "annotations.parquet", "--video", "video_12"]
     source = tmp_path / "captions.json"
@@ -198,7 +199,7 @@ def test_caption_csv_with_byte_order_mark_is_read(three_step_frames, tmp_path):
 
 # --- features, answers and scorers --------------------------------------------------------------
 
-def test_nan_features_stop_training(tiny_benchmark, tmp_path, capsys):  # noqa: F811
+def test_nan_features_stop_training(tiny_benchmark, tmp_path, capsys):
     root, out = tiny_benchmark, tmp_path / "run"
     emb = tmp_path / "emb"
     shutil.copytree(root / "emb", emb)
@@ -213,7 +214,7 @@ def test_nan_features_stop_training(tiny_benchmark, tmp_path, capsys):  # noqa: 
     assert files_in(out) == []
 
 
-def test_answers_without_a_number_take_the_median(tiny_benchmark, tmp_path):  # noqa: F811
+def test_answers_without_a_number_take_the_median(tiny_benchmark, tmp_path):
     """An answer with no number parses to NaN; zero-shot scoring gives it the median of the
     video's parsed answers (here 5 of 64 answers parse: 2, 9, 4, 7, 3 -> median 4)."""
     import pyarrow.parquet as pq
@@ -236,7 +237,7 @@ def test_answers_without_a_number_take_the_median(tiny_benchmark, tmp_path):  # 
     assert np.array_equal(scores, np.where(np.isnan(answers), 4.0, answers))
 
 
-def test_scorer_of_another_hidden_size(tiny_benchmark, tmp_path, capsys):  # noqa: F811
+def test_scorer_of_another_hidden_size(tiny_benchmark, tmp_path, capsys):
     """A scorer trained on 24-d states, applied to a 16-d LLM's states."""
     from llmvs import LlmvsError
     from llmvs.summarize import step_scores
@@ -254,7 +255,7 @@ def test_scorer_of_another_hidden_size(tiny_benchmark, tmp_path, capsys):  # noq
                               "16-d states (use the scorer of the same LLM)")
 
 
-def test_summarize_with_a_scorer_of_another_llm(tiny_benchmark, tmp_path, capsys):  # noqa: F811
+def test_summarize_with_a_scorer_of_another_llm(tiny_benchmark, tmp_path, capsys):
     """The same through `llmvs summarize` (SmolLM2 gives 576-d states): exit 1, no output folder;
     found from the LLM's config before it runs."""
     from llmvs.llm import SMOLLM2_ID

@@ -15,7 +15,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import DATA, ROOT
+from conftest import DATA, ROOT, VIDEOS
 from llmvs import LlmvsError
 from llmvs.cli import main
 from llmvs.datasets import load_caption_json, read_annotations, shipped_captions_path, write_annotations
@@ -23,7 +23,6 @@ from llmvs.embeddings import features_table, read_embeddings, write_arrow
 from llmvs.io import read_parquet, write_parquet
 from llmvs.shots import caption_features, detect_shots
 from llmvs.train import TrainConfig, load_model, predict, save_checkpoint, train_release, validation_keys
-from test_train import VIDEOS, tiny_benchmark  # noqa: F401 (tiny_benchmark: a fixture)
 
 TVSUM_VIDEOS = ["video_45", "video_38", "video_26"]  # the three shortest TVSum videos
 LLM = "org/tiny-llm@c0ffee"
@@ -49,7 +48,7 @@ def write_embeddings(path, picks, columns, meta):
 
 
 @pytest.fixture(scope="module")
-def release_inputs(tiny_benchmark, tmp_path_factory):  # noqa: F811
+def release_inputs(tiny_benchmark, tmp_path_factory):
     """Both benchmarks in the layout the rule gives: SumMe from the tiny benchmark of test_train (its
     five videos), TVSum's three shortest videos built the same way (features: a fixed projection of
     the caption TF-IDF); embeddings carry the metadata of the prompts stage."""

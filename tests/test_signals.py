@@ -6,7 +6,6 @@ temporary file nor a complete-looking output, and that the same command then fin
 (resuming where the stage can: the prompts stage keeps the videos it finished).
 """
 
-import os
 import signal
 import subprocess
 import sys
@@ -16,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from conftest import DATA
-from test_train import tiny_benchmark  # noqa: F401 (a fixture)
 
 PROMPT_STOP_S = 20  # one batch of windows may finish first; on a busy 2-core machine that takes seconds
 
@@ -128,7 +126,7 @@ def test_sigterm_stops_prompts_and_the_rerun_keeps_finished_videos(tmp_path):
     assert [len(read_embeddings(o).frame_index) for o in outs] == [64, 86, 108]
 
 
-def test_sigterm_stops_training(tiny_benchmark, tmp_path):  # noqa: F811
+def test_sigterm_stops_training(tiny_benchmark, tmp_path):
     root = tiny_benchmark
     out = tmp_path / "run"
     cmd = llmvs("train", "--annotations", root / "annotations.parquet", "--embeddings-dir", root / "emb",

@@ -10,12 +10,13 @@ import av
 import numpy as np
 import pytest
 
+from conftest import VIDEOS
+
 from llmvs import LlmvsError
 from llmvs.cli import main
 from llmvs.embeddings import read_embeddings
 from llmvs.shots import split_shots
 from llmvs.summarize import OUTPUTS, select_shots
-from test_train import VIDEOS, tiny_benchmark  # noqa: F401 (tiny_benchmark: a fixture)
 from test_video import make_clip, sample_clip
 
 CARPHONE_CAPTIONS = [  # what the 8 sampled frames of carphone_pristine.mp4 show
@@ -213,7 +214,7 @@ def test_select_shots_is_the_knapsack_and_never_empty():
 # --- the default scorer -------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def smollm2_scorers(tiny_benchmark, tmp_path_factory):  # noqa: F811
+def smollm2_scorers(tiny_benchmark, tmp_path_factory):
     """Scorers that expect SmolLM2's 576-d `q_text` and `c` columns (the headline run's), trained on
     the tiny benchmark's five SumMe videos with its features lifted to 576-d: `split` from `llmvs train`
     (split 0: video_12 is its test video), `release` from `llmvs release-scorer` (its card says SmolLM2)."""
@@ -274,7 +275,7 @@ def test_summarize_scores_with_the_shipped_scorer_by_default(smollm2_scorers, tm
     assert len(scores) == 8 and all(0 < x < 1 for x in scores)  # a sigmoid's, not the LLM's 1-10 answers
 
 
-def test_a_scorer_of_another_llm_is_refused_before_the_llm_runs(smollm2_scorers, tiny_benchmark, tmp_path,  # noqa: F811
+def test_a_scorer_of_another_llm_is_refused_before_the_llm_runs(smollm2_scorers, tiny_benchmark, tmp_path,
                                                                  capsys):
     import torch
 
@@ -303,7 +304,7 @@ def test_a_scorer_of_another_llm_is_refused_before_the_llm_runs(smollm2_scorers,
         assert not (tmp_path / "out").exists()
 
 
-def test_summarize_scores_a_video_exactly_as_the_benchmark_does(smollm2_scorers, tiny_benchmark, tmp_path):  # noqa: F811
+def test_summarize_scores_a_video_exactly_as_the_benchmark_does(smollm2_scorers, tiny_benchmark, tmp_path):
     """One scoring path: SumMe's shortest video (video_12, 64 steps) through the benchmark stages
     (imported captions -> `llmvs prompts` -> `llmvs evaluate` with a split model) and, as a video of the
     same length and rate with the same captions in a CSV, through `llmvs summarize` with that model:

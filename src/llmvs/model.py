@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -33,6 +32,7 @@ class ModelConfig:
     attention_dropout: float | None = None  # None = `dropout`, as the authors' encoder; 0 is 2-4x faster on a CPU
     positional_encoding: bool = False  # parity: the authors' encoder has none
     input_norm: bool = False  # LayerNorm on the LLM states first: tames their few huge outlier dimensions
+    standardize: bool = False  # z-score each input dimension by the fitting videos' mean and std (stored buffers)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -54,6 +54,9 @@ class GlobalAggregator(nn.Module):
             raise ValueError(f"unknown aggregator {cfg.aggregator!r}: expected one of {AGGREGATORS}")
         self.cfg = cfg
         m = cfg.d_model
+        if cfg.standardize:  # set from the training data by `set_standardization`, saved with the weights
+            self.register_buffer("in_mean", torch.zeros(cfg.input_dim))
+            self.register_buffer("in_std", torch.ones(cfg.input_dim))
         self.proj = nn.Sequential(nn.LayerNorm(cfg.input_dim) if cfg.input_norm else nn.Identity(),
                                   nn.Linear(cfg.input_dim, m), nn.LayerNorm(m))
         self.encoder = None
@@ -76,12 +79,21 @@ class GlobalAggregator(nn.Module):
 
     def forward(self, x: torch.Tensor, padding: torch.Tensor | None = None) -> torch.Tensor:
         """x: [B, T, D] (padding: [B, T], True where a shorter video is padded) -> scores [B, T] in (0, 1)."""
+        if self.cfg.standardize:
+            x = (x - self.in_mean) / self.in_std
         z = self.proj(x)
         if self.cfg.positional_encoding:
             z = z + _sinusoid(z.shape[1], z.shape[2], z.device)
         if self.encoder is not None:
             z = self.encoder(z, src_key_padding_mask=padding)
         return self.head(z).squeeze(-1)
+
+
+    def set_standardization(self, steps: torch.Tensor) -> None:
+        """Per-dimension mean and std of the training steps [N, D] (a constant dimension keeps std 1)."""
+        std = steps.std(0)
+        self.in_mean.copy_(steps.mean(0))
+        self.in_std.copy_(torch.where(std > 1e-6, std, torch.ones_like(std)))
 
 
 class Ensemble(nn.Module):

@@ -44,6 +44,7 @@ class TrainConfig:
     metrics_every: int = 1  # validation tau/rho/F1 every this many epochs (the loss every epoch)
     positional_encoding: bool = False
     input_norm: bool = False  # parity: not in the authors' model
+    standardize: bool = False  # parity: not in the authors' model; z-score inputs by the fitting videos' statistics
     epochs: int = 60
     lr: float = 1e-4
     weight_decay: float = 0.01
@@ -162,6 +163,16 @@ def _batch(tensors: list, targets: list):
     return x, y, pad
 
 
+def model_config(cfg: TrainConfig, input_dim: int):
+    """The aggregator's architecture from the training keys."""
+    from llmvs.model import ModelConfig
+
+    return ModelConfig(input_dim=input_dim, features=cfg.features, aggregator=cfg.aggregator, d_model=cfg.d_model,
+                       layers=cfg.layers, heads=cfg.heads, dim_feedforward=cfg.dim_feedforward, dropout=cfg.dropout,
+                       attention_dropout=cfg.attention_dropout, positional_encoding=cfg.positional_encoding,
+                       input_norm=cfg.input_norm, standardize=cfg.standardize)
+
+
 def _evaluator(videos, feats, targets, shots, users, per_dataset=()):
     """evaluate(model, keys, metrics) -> validation loss, and with `metrics` tau/rho/F1 (means over the
     videos; also per benchmark for `per_dataset`, whose tau/rho follow different protocols)."""
@@ -195,6 +206,8 @@ def _fit_member(cfg: TrainConfig, mcfg, seed: int, data: dict, evaluate, device,
 
     seed_everything(seed)
     model = GlobalAggregator(mcfg).to(device)
+    if mcfg.standardize:
+        model.set_standardization(torch.cat([data["x"][k] for k in data["fit"]]))
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.t_max or cfg.epochs, eta_min=cfg.eta_min)
     use_amp = cfg.amp and device.type == "cuda"
@@ -248,7 +261,6 @@ def train_split(annotations, embeddings_dir, splits_file, split: int, cfg: Train
 
     from llmvs.datasets import read_annotations
     from llmvs.io import atomic_path, write_text
-    from llmvs.model import ModelConfig
     from llmvs.shots import read_shots
 
     if threads:
@@ -288,10 +300,7 @@ def train_split(annotations, embeddings_dir, splits_file, split: int, cfg: Train
 
     device = _device()
     input_dim = next(iter(feats.values())).shape[1]
-    mcfg = ModelConfig(input_dim=input_dim, features=cfg.features, aggregator=cfg.aggregator, d_model=cfg.d_model,
-                       layers=cfg.layers, heads=cfg.heads, dim_feedforward=cfg.dim_feedforward, dropout=cfg.dropout,
-                       attention_dropout=cfg.attention_dropout,
-                       positional_encoding=cfg.positional_encoding, input_norm=cfg.input_norm)
+    mcfg = model_config(cfg, input_dim)
     data = {"x": {k: torch.as_tensor(v, device=device) for k, v in feats.items()},
             "y": {k: torch.as_tensor(v, device=device) for k, v in targets.items()},
             "fit": fit_keys + extra_keys, "eval": eval_keys}
@@ -341,11 +350,11 @@ def _embeddings_provenance(metas: dict[str, dict], input_dim: int, features) -> 
 
     columns = feature_names(features)
     out = {}
-    for field in ("model", "hidden_size", "dtype", "captioner", "exemplar_seed"):
-        seen = {json.dumps(m.get(field)) for m in metas.values()}
+    for key in ("model", "hidden_size", "dtype", "captioner", "exemplar_seed"):
+        seen = {json.dumps(m.get(key)) for m in metas.values()}
         if len(seen) > 1:
-            raise LlmvsError(f"the embeddings mix {field} values {', '.join(sorted(seen))}: train on one setting")
-        out[field] = metas[next(iter(metas))].get(field)
+            raise LlmvsError(f"the embeddings mix {key} values {', '.join(sorted(seen))}: train on one setting")
+        out[key] = metas[next(iter(metas))].get(key)
     hidden = out["hidden_size"] or input_dim // len(columns)
     if hidden * len(columns) != input_dim:
         raise LlmvsError(f"features {columns} are {input_dim}-d, not {len(columns)} x the LLM's {hidden}-d states")
@@ -400,7 +409,6 @@ def train_release(sources, cfg: TrainConfig, out, card, summary, *, run: str = "
     from llmvs.embeddings import feature_matrix
     from llmvs.evaluation import tvsum_user_summaries
     from llmvs.io import atomic_path, write_text
-    from llmvs.model import ModelConfig
     from llmvs.shots import read_shots
 
     if cfg.selection == "test_rho":
@@ -410,9 +418,9 @@ def train_release(sources, cfg: TrainConfig, out, card, summary, *, run: str = "
     if threads:
         torch.set_num_threads(threads)
     parts = [(read_annotations(a), e, s) for a, e, s in sources]
-    for (part, _, _), (annotations, _, _) in zip(parts, sources):
+    for (part, _, _), (source, _, _) in zip(parts, sources):
         if not part:
-            raise LlmvsError(f"{annotations}: no videos")
+            raise LlmvsError(f"{source}: no videos")
     datasets = [next(iter(p.values())).dataset for p, _, _ in parts]
     if len(set(datasets)) < len(datasets):
         raise LlmvsError(f"a benchmark is given twice ({', '.join(datasets)})")
@@ -443,10 +451,7 @@ def train_release(sources, cfg: TrainConfig, out, card, summary, *, run: str = "
     provenance = _embeddings_provenance(metas, input_dim, cfg.features)
 
     device = _device()
-    mcfg = ModelConfig(input_dim=input_dim, features=cfg.features, aggregator=cfg.aggregator, d_model=cfg.d_model,
-                       layers=cfg.layers, heads=cfg.heads, dim_feedforward=cfg.dim_feedforward, dropout=cfg.dropout,
-                       attention_dropout=cfg.attention_dropout,
-                       positional_encoding=cfg.positional_encoding, input_norm=cfg.input_norm)
+    mcfg = model_config(cfg, input_dim)
     targets = {k: videos[k].gtscore for k in feats}
     data = {"x": {k: torch.as_tensor(v, device=device) for k, v in feats.items()},
             "y": {k: torch.as_tensor(v, device=device) for k, v in targets.items()},
