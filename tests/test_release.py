@@ -214,7 +214,7 @@ def test_release_rule_trains_the_headline_run_and_joins_rule_all_for_its_setting
     config = yaml.safe_load((wf / "config.yaml").read_text())
     assert config["headline"] == "llmvs"
     out = _dry_run(wf, "release_scorer")
-    keys = json.dumps({**config["training"], "features": ["q_text", "c"]}, sort_keys=True)
+    keys = json.dumps({**config["training"], **config["runs"]["llmvs"]}, sort_keys=True)
     assert release_config(config) == keys
     shell = commands(out, "llmvs release-scorer")
     assert shell == [

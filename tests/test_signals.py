@@ -60,16 +60,26 @@ def long_clip(tmp_path_factory):
     return make_clip(tmp_path_factory.mktemp("clip") / "long.mp4", n_frames=1500, fps=25, size=(320, 240))
 
 
-def test_sigterm_stops_frames(long_clip, tmp_path):
+@pytest.fixture(scope="module")
+def longer_clip(tmp_path_factory):
+    """Four minutes of video: a couple of seconds of decoding, so SIGTERM lands mid-stream."""
+    from test_video import make_clip
+
+    return make_clip(tmp_path_factory.mktemp("clip") / "longer.mp4", n_frames=6000, fps=25, size=(320, 240))
+
+
+def test_sigterm_stops_frames(longer_clip, tmp_path):
     out = tmp_path / "frames.parquet"
-    rc, _, err = terminate_when(llmvs("frames", long_clip, "--out", out), running_for(2.5))
-    assert rc == 143 and "frames long.mp4" in err  # it was decoding when stopped
+    # at work = its temporary output exists (it is written from the first decoded frame on)
+    decoding = lambda: any(p.name.startswith(".frames.parquet") for p in tmp_path.iterdir())  # noqa: E731
+    rc, _, err = terminate_when(llmvs("frames", longer_clip, "--out", out), decoding)
+    assert rc == 143 and "frames longer.mp4" in err
     assert not out.exists()
     no_temporaries(tmp_path)
-    assert subprocess.run(llmvs("frames", long_clip, "--out", out), capture_output=True).returncode == 0
+    assert subprocess.run(llmvs("frames", longer_clip, "--out", out), capture_output=True).returncode == 0
     from llmvs.io import read_parquet
 
-    assert read_parquet(out).column("frame_index").to_pylist() == list(range(0, 1500, 15))
+    assert read_parquet(out).column("frame_index").to_pylist() == list(range(0, 6000, 15))
 
 
 def test_sigterm_stops_captions(long_clip, tmp_path):

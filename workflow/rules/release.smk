@@ -6,7 +6,7 @@
 
 rule release_scorer:
     conda:
-        "../../envs/train.yaml"
+        "../../envs/base.yaml"
     input:
         annotations=[_annotations(ds) for ds in RELEASE_DATASETS],
         embeddings=_release_files("results/{dataset}/embeddings/{captioner}/{llm}/{video}.arrow"),
