@@ -249,7 +249,9 @@ def test_slurm_profile_runs_every_stage(tmp_path):
     summary = pd.read_csv(wf / "results/summary.csv")
     oracle = summary[(summary.row == "oracle") & (summary.source == "measured")]
     assert len(oracle) == 1 and oracle.tau_mean.iloc[0] > 0.2  # the test video's ceiling under our shots
-    jobs = subprocess.run(["squeue", "-t", "all", "-h", "-o", "%i|%C|%m|%b|%k"], capture_output=True, text=True).stdout
+    # tres-per-job shows --gpus=N (the "%b" of `squeue -o` shows only per-node gres)
+    jobs = subprocess.run(["squeue", "-t", "all", "-h", "-O", "JobID:|,NumCPUs:|,MinMemory:|,tres-per-job:|,Comment:"],
+                          capture_output=True, text=True).stdout
     submitted = {}
     for line in jobs.splitlines():
         _, cpus, mem, tres, comment = line.split("|")
