@@ -41,6 +41,29 @@ def write_features(path, picks, columns: dict, answer_score=None):
     write_arrow(features_table(picks, columns, {"model": "test", "columns": {k: "test" for k in columns}}, extra), path)
 
 
+def write_caption_benchmark(root, dataset, keys, seed, write):
+    """For each video of `root`/annotations.parquet in `keys`: stand-in LLM states (a fixed random
+    projection of its captions' TF-IDF) written by `write(path, picks, {"q", "a"}, answers)` under
+    `root`/emb, and its shots under `root`/shots."""
+    import numpy as np
+    import pyarrow as pa
+
+    from llmvs.datasets import load_caption_json, read_annotations, shipped_captions_path
+    from llmvs.io import write_parquet
+    from llmvs.shots import caption_features, detect_shots
+
+    videos = read_annotations(Path(root) / "annotations.parquet")
+    caps = load_caption_json(shipped_captions_path(dataset, data_dir=DATA))
+    proj = np.random.default_rng(seed).normal(size=(4096, 24)).astype(np.float32)
+    for key in keys:
+        v = videos[key]
+        tfidf = caption_features(caps[v.caption_key]["captions"])
+        feats = tfidf @ proj[: tfidf.shape[1]]
+        write(Path(root) / "emb" / f"{key}.arrow", v.picks, {"q": feats, "a": feats * 0.5}, np.arange(len(feats)) % 10)
+        cps = detect_shots(tfidf, v.n_frames, v.picks, v.fps)
+        write_parquet(pa.table({"start": cps[:, 0], "end": cps[:, 1]}), Path(root) / "shots" / f"{key}.parquet")
+
+
 @pytest.fixture(scope="session")
 def tiny_benchmark(tmp_path_factory):
     """Annotations, shots and schema-valid embeddings for five real SumMe videos.
@@ -51,26 +74,12 @@ def tiny_benchmark(tmp_path_factory):
     """
     import json
 
-    import numpy as np
-    import pyarrow as pa
-
-    from llmvs.datasets import load_caption_json, read_annotations, shipped_captions_path, write_annotations
-    from llmvs.io import write_parquet
-    from llmvs.shots import caption_features, detect_shots
+    from llmvs.datasets import write_annotations
 
     root = tmp_path_factory.mktemp("bench")
     write_annotations("summe", root / "annotations.parquet", DATA)
-    videos = read_annotations(root / "annotations.parquet")
-    caps = load_caption_json(shipped_captions_path("summe", data_dir=DATA))
-    proj = np.random.default_rng(0).normal(size=(4096, 24)).astype(np.float32)
-    for key in VIDEOS:
-        v = videos[key]
-        tfidf = caption_features(caps[v.caption_key]["captions"])
-        feats = tfidf @ proj[: tfidf.shape[1]]
-        write_features(root / "emb" / f"{key}.arrow", v.picks, {"q": feats, "a": feats * 0.5},
-                       answer_score=np.arange(len(feats)) % 10)
-        cps = detect_shots(tfidf, v.n_frames, v.picks, v.fps)
-        write_parquet(pa.table({"start": cps[:, 0], "end": cps[:, 1]}), root / "shots" / f"{key}.parquet")
+    write_caption_benchmark(root, "summe", VIDEOS, seed=0,
+                            write=write_features)
     splits = [{"train_keys": ["video_11", "video_18", "video_19", "video_8"], "test_keys": ["video_12"]},
               {"train_keys": ["video_11", "video_12", "video_18", "video_8"], "test_keys": ["video_19"]}]
     (root / "splits.json").write_text(json.dumps(splits))

@@ -8,20 +8,18 @@ import shutil
 import subprocess
 import sys
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 import torch
 import yaml
 
-from conftest import DATA, ROOT, VIDEOS
+from conftest import DATA, ROOT, VIDEOS, write_caption_benchmark
 from llmvs import LlmvsError
 from llmvs.cli import main
-from llmvs.datasets import load_caption_json, read_annotations, shipped_captions_path, write_annotations
+from llmvs.datasets import write_annotations
 from llmvs.embeddings import features_table, read_embeddings, write_arrow
 from llmvs.io import read_parquet, write_parquet
-from llmvs.shots import caption_features, detect_shots
 from llmvs.train import TrainConfig, load_model, predict, save_checkpoint, train_release, validation_keys
 
 TVSUM_VIDEOS = ["video_45", "video_38", "video_26"]  # the three shortest TVSum videos
@@ -63,16 +61,8 @@ def release_inputs(tiny_benchmark, tmp_path_factory):
     tvsum = root / "tvsum"
     write_annotations("tvsum", root / "tvsum-all.parquet", DATA)
     reduced_annotations(root / "tvsum-all.parquet", TVSUM_VIDEOS, tvsum / "annotations.parquet")
-    videos = read_annotations(tvsum / "annotations.parquet")
-    caps = load_caption_json(shipped_captions_path("tvsum", data_dir=DATA))
-    proj = np.random.default_rng(1).normal(size=(4096, 24)).astype(np.float32)
-    for key in TVSUM_VIDEOS:
-        v = videos[key]
-        tfidf = caption_features(caps[v.caption_key]["captions"])
-        feats = tfidf @ proj[: tfidf.shape[1]]
-        write_embeddings(tvsum / "emb" / f"{key}.arrow", v.picks, {"q": feats, "a": feats * 0.5}, META)
-        cps = detect_shots(tfidf, v.n_frames, v.picks, v.fps)
-        write_parquet(pa.table({"start": cps[:, 0], "end": cps[:, 1]}), tvsum / "shots" / f"{key}.parquet")
+    write_caption_benchmark(tvsum, "tvsum", TVSUM_VIDEOS, seed=1,
+                            write=lambda path, picks, cols, _answers: write_embeddings(path, picks, cols, META))
     (root / "summary.csv").write_text(SUMMARY)
     return root
 

@@ -12,10 +12,14 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from llmvs import LlmvsError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # LLMVS paper (CVPR 2025), Kendall tau / Spearman rho.
 PUBLISHED = [

@@ -12,7 +12,6 @@ Writes `scores.parquet` (video, frame_index, score) and `metrics.csv` (video, n_
 
 from __future__ import annotations
 
-import json
 import zlib
 from pathlib import Path
 

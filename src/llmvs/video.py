@@ -14,8 +14,6 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-import numpy as np
-
 from llmvs import LlmvsError
 
 STEP = 15
