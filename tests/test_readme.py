@@ -16,7 +16,9 @@ def test_readme_results_table_matches_the_reference_run():
     summary = pd.read_csv(root / "benchmarks" / "results-cpu2" / "summary.csv")
     lines = (root / "README.md").read_text().splitlines()
     ours = summary[(summary.source == "measured") & summary.n_splits.notna()]
-    assert set(ours.dataset) == {"summe", "tvsum"} and len(ours) == 14
+    assert set(ours.dataset) == {"summe", "tvsum"} and len(ours) == 20
+    assert set(ours.row) == {"llmvs", "qa", "q", "a", "mlp", "zero_shot", "zero_shot_expected", "tfidf", "random",
+                             "oracle"}
     for r in ours.itertuples():
         line = next(x for x in lines if x.startswith("|") and f"`{r.row}` |" in x)
         cell = f"{_short(r.tau_mean)} ± {_short(r.tau_std)} / {_short(r.rho_mean)} ± {_short(r.rho_std)}"
