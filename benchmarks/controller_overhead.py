@@ -33,7 +33,7 @@ runpy.run_module("snakemake", run_name="__main__")
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--workdir", default=".", help="a repository with a finished default run")
-    p.add_argument("--settings", nargs="+", default=["100/1s", "1000/1m"], help="--max-jobs-per-timespan values")
+    p.add_argument("--settings", nargs="+", default=["100/1s", "1000/1m", "1000/10s"], help="--max-jobs-per-timespan values")
     p.add_argument("--cores", default="2")
     p.add_argument("--out", required=True)
     args = p.parse_args()
