@@ -78,8 +78,7 @@ def tiny_benchmark(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("bench")
     write_annotations("summe", root / "annotations.parquet", DATA)
-    write_caption_benchmark(root, "summe", VIDEOS, seed=0,
-                            write=write_features)
+    write_caption_benchmark(root, "summe", VIDEOS, seed=0, write=write_features)
     splits = [{"train_keys": ["video_11", "video_18", "video_19", "video_8"], "test_keys": ["video_12"]},
               {"train_keys": ["video_11", "video_12", "video_18", "video_8"], "test_keys": ["video_19"]}]
     (root / "splits.json").write_text(json.dumps(splits))

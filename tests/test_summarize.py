@@ -215,7 +215,7 @@ def test_select_shots_is_the_knapsack_and_never_empty():
 
 @pytest.fixture(scope="module")
 def smollm2_scorers(tiny_benchmark, tmp_path_factory):
-    """Scorers that expect SmolLM2's 576-d `q_text` and `c` columns (the headline run's), trained on
+    """Scorers that expect SmolLM2's 576-d `q_text` and `c` columns (two columns: input 2 x 576), trained on
     the tiny benchmark's five SumMe videos with its features lifted to 576-d: `split` from `llmvs train`
     (split 0: video_12 is its test video), `release` from `llmvs release-scorer` (its card says SmolLM2)."""
     from llmvs.llm import SMOLLM2_ID

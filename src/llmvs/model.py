@@ -88,7 +88,6 @@ class GlobalAggregator(nn.Module):
             z = self.encoder(z, src_key_padding_mask=padding)
         return self.head(z).squeeze(-1)
 
-
     def set_standardization(self, steps: torch.Tensor) -> None:
         """Per-dimension mean and std of the training steps [N, D] (a constant dimension keeps std 1)."""
         std = steps.std(0)

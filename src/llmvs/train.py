@@ -544,7 +544,7 @@ def release_card(ckpt: dict, name: str, size: int, sha256: str, results: dict[st
         lines.append(f"| {DATASET_NAMES.get(ds, ds)} | {int(r.get('n_splits') or 0)} | {_mean_std(r, 'tau', 3)} | "
                      f"{_mean_std(r, 'rho', 3)} | {_mean_std(r, 'f1', 1)} |")
     lines += ["", "## Rebuild", "", "From the repository root, once the benchmark embeddings exist (they are made on the "
-              "way; their LLM stage takes about 1.5 h on a 2-core CPU):", "", "```bash", RELEASE_COMMAND, "```", "",
+              "way; their LLM stage takes about an hour on a 2-core CPU):", "", "```bash", RELEASE_COMMAND, "```", "",
               "Snakemake reruns it when the run's training keys change. Training is seeded: the same inputs on the "
               "same kind of machine give the same bytes (the sha256 above).", ""]
     return "\n".join(lines)
