@@ -23,7 +23,7 @@ import numpy as np
 # the trainer's base in this sweep; "qa, 40 epochs" is the previous default for comparison
 BASE = {"d_model": 128, "dim_feedforward": 256, "epochs": 20, "lr": 1e-4, "attention_dropout": 0.0, "metrics_every": 5}
 
-# name -> (embeddings encoder, training keys over BASE)
+# name -> (embeddings encoder: "llm", "tfidf" or "captions" (benchmarks/caption_states.py), training keys over BASE)
 OPTIONS = {
     "qa, 40 epochs, attention dropout 0.1": ("llm", {"features": "qa", "epochs": 40, "attention_dropout": None,
                                                      "metrics_every": 1}),
@@ -36,6 +36,18 @@ OPTIONS = {
     "mid_q_text+mid_c": ("llm", {"features": ["mid_q_text", "mid_c"]}),
     "mid_q_text_mean+mid_c_mean": ("llm", {"features": ["mid_q_text_mean", "mid_c_mean"]}),
     "tfidf q_text+c": ("tfidf", {"features": ["q_text", "c"]}),
+    "qa, pearson loss": ("llm", {"features": "qa", "loss": "pearson"}),
+    "qa, 40 epochs, attention dropout 0.1, pearson loss": ("llm", {"features": "qa", "epochs": 40, "attention_dropout": None,
+                                                                   "metrics_every": 1, "loss": "pearson"}),
+    "q_text_mean+c_mean, pearson loss": ("llm", {"features": ["q_text_mean", "c_mean"], "loss": "pearson"}),
+    "qa, MLP, pearson loss": ("llm", {"features": "qa", "aggregator": "mlp", "loss": "pearson"}),
+    "qa, MLP": ("llm", {"features": "qa", "aggregator": "mlp"}),
+    "tfidf q_text+c, MLP": ("tfidf", {"features": ["q_text", "c"], "aggregator": "mlp"}),
+    "captions q_text_mean+c": ("captions", {"features": ["q_text_mean", "c"]}),
+    "captions mid_q_text_mean+mid_c": ("captions", {"features": ["mid_q_text_mean", "mid_c"]}),
+    "captions q_text+c, MLP": ("captions", {"features": ["q_text", "c"], "aggregator": "mlp"}),
+    "captions q_text_mean+c, MLP": ("captions", {"features": ["q_text_mean", "c"], "aggregator": "mlp"}),
+    "captions q_text+c, MLP, 100 epochs": ("captions", {"features": ["q_text", "c"], "aggregator": "mlp", "epochs": 100}),
 }
 
 
@@ -48,7 +60,7 @@ def run_one(job: dict) -> dict:
 
     torch.set_num_threads(1)
     res, ds, split = Path(job["results"]), job["dataset"], job["split"]
-    encoder = "tfidf" if job["encoder"] == "tfidf" else job["llm"]
+    encoder = {"llm": job["llm"], "captions": f"{job['llm']}-captions"}.get(job["encoder"], job["encoder"])
     emb = res / ds / "embeddings" / job["captioner"] / encoder
     other = "tvsum" if ds == "summe" else "summe"
     cfg = TrainConfig.from_dict({**BASE, **job["training"]})

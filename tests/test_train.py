@@ -9,7 +9,7 @@ from llmvs.embeddings import feature_matrix, read_embeddings
 from llmvs.model import GlobalAggregator, ModelConfig
 from llmvs.report import aggregate
 from llmvs.scoring import evaluate_split
-from llmvs.train import TrainConfig, train_split, validation_keys
+from llmvs.train import TrainConfig, train_split, validation_keys, video_losses
 
 @pytest.mark.parametrize("features", ["qa", "q", "a", ["c", "q"]])
 @pytest.mark.parametrize("aggregator", ["attention", "mlp"])
@@ -48,6 +48,30 @@ def test_validation_keys_are_deterministic_and_from_training():
 def test_unknown_training_key_is_named():
     with pytest.raises(LlmvsError, match="unknown training key.*lerning_rate"):
         TrainConfig.from_dict({"lerning_rate": 1})
+
+
+def test_video_losses_ignore_padding_and_match_numpy():
+    rng = np.random.default_rng(3)
+    pred, y = rng.random((2, 9)), rng.random((2, 9))
+    pad = np.zeros((2, 9), bool)
+    pad[1, 6:] = True  # the second video has 6 steps; its padded tail must not count
+    t = lambda a: torch.as_tensor(a)  # noqa: E731
+    mse = video_losses(t(pred), t(y), t(pad), "mse").numpy()
+    pearson = video_losses(t(pred), t(y), t(pad), "pearson").numpy()
+    for i, n in enumerate((9, 6)):
+        assert mse[i] == pytest.approx(np.mean((pred[i, :n] - y[i, :n]) ** 2), rel=1e-12)
+        assert pearson[i] == pytest.approx(1 - np.corrcoef(pred[i, :n], y[i, :n])[0, 1], rel=1e-6)
+    # blind to each video's level and scale: only the ranking-like shape of the scores counts
+    assert video_losses(t(3 * pred + 1), t(y), t(pad), "pearson").numpy() == pytest.approx(pearson, rel=1e-6)
+    with pytest.raises(LlmvsError, match="unknown loss 'rank'"):
+        TrainConfig.from_dict({"loss": "rank"})
+
+
+def test_pearson_loss_trains_and_selects_by_its_own_validation_loss(tiny_benchmark, tmp_path):
+    ckpt = _train(tiny_benchmark, 0, tmp_path / "p", loss="pearson")
+    log = pd.read_csv(tmp_path / "p" / "train_log.csv")
+    assert ckpt["selected_epoch"] == [int(log.epoch[log.val_loss.idxmin()])]
+    assert log.val_loss.between(0, 2).all()  # 1 - correlation, not a squared error
 
 
 def _train(root, split, out, **kw):

@@ -29,6 +29,7 @@ import numpy as np
 from llmvs import LlmvsError
 
 SELECTIONS = ("val_loss", "val_rho", "val_tau", "last", "test_rho")
+LOSSES = ("mse", "pearson")
 
 
 @dataclass
@@ -59,6 +60,7 @@ class TrainConfig:
     ensemble: int = 1  # models trained with different seeds; their step scores are averaged
     batch_videos: int = 1  # videos per forward pass (padded, masked); the loss stays a mean over videos
     augment: bool = False  # the augmented setting: the other benchmark's videos join every fitting set
+    loss: str = "mse"  # parity: mean squared error; "pearson": 1 - correlation within each video (rank-like)
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -70,6 +72,8 @@ class TrainConfig:
         cfg = cls(**d)
         if min(cfg.epochs, cfg.accumulate, cfg.ensemble, cfg.batch_videos, cfg.metrics_every) < 1:
             raise LlmvsError("epochs, accumulate, ensemble, batch_videos and metrics_every must be >= 1")
+        if cfg.loss not in LOSSES:
+            raise LlmvsError(f"unknown loss {cfg.loss!r}: expected one of {LOSSES}")
         if cfg.selection not in SELECTIONS:
             raise LlmvsError(f"unknown selection {cfg.selection!r}: expected one of {SELECTIONS}")
         return cfg
@@ -173,14 +177,34 @@ def model_config(cfg: TrainConfig, input_dim: int):
                        input_norm=cfg.input_norm, standardize=cfg.standardize)
 
 
-def _evaluator(videos, feats, targets, shots, users, per_dataset=()):
+def video_losses(pred, y, pad, loss: str = "mse"):
+    """Each video's loss, [B], over its unpadded steps (pred, y: [B, T]; pad: [B, T], True = padding).
+
+    `mse`: mean squared error. `pearson`: 1 - the correlation of scores and targets within the video,
+    blind to each video's level and scale of importance (the benchmarks rank steps within a video)."""
+    keep = (~pad).float()
+    n = keep.sum(1)
+    if loss == "mse":
+        return ((pred - y) ** 2 * keep).sum(1) / n
+    pc = (pred - (pred * keep).sum(1, keepdim=True) / n[:, None]) * keep
+    yc = (y - (y * keep).sum(1, keepdim=True) / n[:, None]) * keep
+    return 1 - (pc * yc).sum(1) / ((pc.pow(2).sum(1) * yc.pow(2).sum(1)).sqrt() + 1e-8)
+
+
+def _evaluator(videos, feats, targets, shots, users, per_dataset=(), loss: str = "mse"):
     """evaluate(model, keys, metrics) -> validation loss, and with `metrics` tau/rho/F1 (means over the
     videos; also per benchmark for `per_dataset`, whose tau/rho follow different protocols)."""
+    def video_loss(pred, y):
+        if loss == "mse":
+            return np.mean((pred - y) ** 2)
+        pc, yc = pred - pred.mean(), y - y.mean()
+        return 1 - (pc * yc).sum() / (np.sqrt((pc ** 2).sum() * (yc ** 2).sum()) + 1e-8)
+
     def evaluate(model, keys, metrics=True):
         if not keys:
             return {}
         preds = {k: predict(model, feats[k]) for k in keys}  # one forward per video for loss and metrics
-        out = {"loss": float(np.mean([np.mean((preds[k] - targets[k]) ** 2) for k in keys]))}
+        out = {"loss": float(np.mean([video_loss(preds[k], targets[k]) for k in keys]))}
         if not metrics:
             return out
         rows = {k: video_metrics(videos[k], preds[k], shots.get(k), users.get(k)) for k in keys}
@@ -227,7 +251,7 @@ def _fit_member(cfg: TrainConfig, mcfg, seed: int, data: dict, evaluate, device,
             with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
                 pred = model(x, pad).float()
             # each video's own mean squared error, averaged over the videos (= batch of one, accumulated)
-            per_video = ((pred - y) ** 2).masked_fill(pad, 0).sum(1) / (~pad).sum(1)
+            per_video = video_losses(pred, y, pad, cfg.loss)
             loss = per_video.mean()
             scaler.scale(loss / cfg.accumulate).backward()
             losses += per_video.detach().tolist()
@@ -304,7 +328,7 @@ def train_split(annotations, embeddings_dir, splits_file, split: int, cfg: Train
     data = {"x": {k: torch.as_tensor(v, device=device) for k, v in feats.items()},
             "y": {k: torch.as_tensor(v, device=device) for k, v in targets.items()},
             "fit": fit_keys + extra_keys, "eval": eval_keys}
-    evaluate = _evaluator(videos, feats, targets, shots, users)
+    evaluate = _evaluator(videos, feats, targets, shots, users, loss=cfg.loss)
 
     states, selected, log = [], [], []
     for member in range(cfg.ensemble):
@@ -457,7 +481,7 @@ def train_release(sources, cfg: TrainConfig, out, card, summary, *, run: str = "
             "y": {k: torch.as_tensor(v, device=device) for k, v in targets.items()},
             "fit": fit_keys, "eval": {"val": val_keys}}
 
-    evaluate = _evaluator(videos, feats, targets, shots, users, per_dataset=list(counts))
+    evaluate = _evaluator(videos, feats, targets, shots, users, per_dataset=list(counts), loss=cfg.loss)
 
     states, selected, chosen = [], [], []
     for member in range(cfg.ensemble):
