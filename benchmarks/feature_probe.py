@@ -19,8 +19,20 @@ from pathlib import Path
 
 import numpy as np
 
+# a column name or a list of them from the LLM stage's files; "tfidf" is the control's q_text+c, and
+# "captions:..." names columns of benchmarks/caption_states.py (each caption encoded alone)
 COLUMNS = ["q", "q_mean", "q_text", "q_text_mean", "c", "c_mean", "a", "a_mean", "mid_q_text_mean", "mid_c_mean",
-           "qa", ["q_text_mean", "c_mean"], "tfidf"]
+           "qa", ["q_text_mean", "c_mean"], "tfidf", "captions:q_text+c", "captions:q_text_mean+c",
+           "captions:mid_q_text_mean+mid_c"]
+
+
+def source(spec, llm: str):
+    """(embeddings folder name, column spec) of a COLUMNS entry."""
+    if spec == "tfidf":
+        return "tfidf", ["q_text", "c"]
+    if isinstance(spec, str) and spec.startswith("captions:"):
+        return f"{llm}-captions", spec.split(":", 1)[1].split("+")
+    return llm, spec
 
 
 def main() -> int:
@@ -47,7 +59,7 @@ def main() -> int:
         cache: dict = {}
 
         def x(key, spec):
-            enc, spec = ("tfidf", ["q_text", "c"]) if spec == "tfidf" else (a.llm, spec)
+            enc, spec = source(spec, a.llm)
             tag = (key, json.dumps(spec), enc)
             if tag not in cache:
                 cache[tag] = feature_matrix(read_embeddings(res / ds / "embeddings" / a.captioner / enc / f"{key}.arrow"), spec)
