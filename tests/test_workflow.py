@@ -99,7 +99,8 @@ def test_paper_preset_names_what_to_set_then_plans_the_model_rule(tmp_path):
     videos.write_text(yaml.safe_dump({"benchmark_videos": {k: str(v) for k, v in folders.items()}}))
     env_models = tmp_path / "models"  # nothing prepared: the DAG starts by preparing the models
     rc, out = snakemake(ROOT, "-n", "--nolock", "--configfile", "presets/paper.yaml", str(videos),
-                        "--workflow-profile", "none", env={"LLMVS_MODELS": str(env_models)})
+                        "--workflow-profile", "none", "--directory", str(tmp_path / "work"),  # no results yet
+                        env={"LLMVS_MODELS": str(env_models)})
     assert rc == 0, out[-3000:]
     stats = dict(re.findall(r"^(\w+)\s+(\d+)$", out, re.M))
     assert stats["prepare_model"] == "3" and stats["decode_frames"] == "75"  # LLaVA, Llama-2, SmolLM2 (compare)
