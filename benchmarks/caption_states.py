@@ -76,14 +76,13 @@ def encode_captions(tok, model, captions: list[str], batch_size: int = 64, progr
 def window_columns(final: np.ndarray, mid: np.ndarray) -> dict[str, np.ndarray]:
     """Every column of COLUMNS for one video from its per-step caption vectors."""
     from llmvs.prompts import window_indices
+    from llmvs.tfidf import window_features  # q_text (window max) and c, as the TF-IDF control's
 
     cols = {}
     for layer, vec in (("", final), ("mid_", mid)):
-        n = len(vec)
-        windows = [list(window_indices(t, n)) for t in range(n)]
-        cols[f"{layer}q_text"] = np.stack([vec[w].max(axis=0) for w in windows])
-        cols[f"{layer}q_text_mean"] = np.stack([vec[w].mean(axis=0) for w in windows])
-        cols[f"{layer}c"] = vec.copy()
+        cols.update({f"{layer}{k}": v for k, v in window_features(vec).items()})
+        cols[f"{layer}q_text_mean"] = np.stack([vec[list(window_indices(t, len(vec)))].mean(axis=0)
+                                                for t in range(len(vec))])
     return cols
 
 
