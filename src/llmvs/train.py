@@ -194,7 +194,7 @@ def video_losses(pred, y, pad, loss: str = "mse"):
 def _evaluator(videos, feats, targets, shots, users, per_dataset=(), loss: str = "mse"):
     """evaluate(model, keys, metrics) -> validation loss, and with `metrics` tau/rho/F1 (means over the
     videos; also per benchmark for `per_dataset`, whose tau/rho follow different protocols)."""
-    def video_loss(pred, y):
+    def video_loss(pred, y):  # video_losses' formulas on one unpadded video, in float64 numpy
         if loss == "mse":
             return np.mean((pred - y) ** 2)
         pc, yc = pred - pred.mean(), y - y.mean()
