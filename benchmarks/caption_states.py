@@ -91,13 +91,10 @@ def run_caption_states(captions_files: list, outs: list, llm: str = "smollm2", d
     """The stage: each distinct caption of the videos given encoded once, one Arrow file per video."""
     from tqdm import tqdm
 
-    from llmvs import LlmvsError
     from llmvs.captioning import read_captions
     from llmvs.embeddings import features_table, write_arrow
     from llmvs.llm import load_llm
 
-    if len(captions_files) != len(outs):
-        raise LlmvsError(f"{len(captions_files)} --captions files for {len(outs)} --out files")
     if threads:
         import torch
 

@@ -250,7 +250,7 @@ def _fit_member(cfg: TrainConfig, mcfg, seed: int, data: dict, evaluate, device,
             x, y, pad = _batch([data["x"][fit[j]] for j in idx], [data["y"][fit[j]] for j in idx])
             with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
                 pred = model(x, pad).float()
-            # each video's own mean squared error, averaged over the videos (= batch of one, accumulated)
+            # each video's own loss, averaged over the videos (= batch of one, accumulated)
             per_video = video_losses(pred, y, pad, cfg.loss)
             loss = per_video.mean()
             scaler.scale(loss / cfg.accumulate).backward()
