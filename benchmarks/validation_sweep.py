@@ -49,6 +49,21 @@ OPTIONS = {
     "captions q_text_mean+c, MLP": ("captions", {"features": ["q_text_mean", "c"], "aggregator": "mlp"}),
     "captions q_text+c, MLP, 100 epochs": ("captions", {"features": ["q_text", "c"], "aggregator": "mlp", "epochs": 100}),
 }
+HEADLINE = OPTIONS["qa, 40 epochs, attention dropout 0.1, pearson loss"]
+OPTIONS.update({f"qa, 40 epochs, attention dropout 0.1, pearson loss, smoothed σ {s}": (
+    HEADLINE[0], {**HEADLINE[1], "smooth_steps": s}) for s in (4, 8, 12, 16)})
+OPTIONS.update({f"{name}, smoothed σ 8": (OPTIONS[name][0], {**OPTIONS[name][1], "smooth_steps": 8})
+                for name in ("qa (paper)", "tfidf q_text+c")})
+
+
+def model_slug(name: str, options: dict) -> str:
+    """Work folder of an option's models. Smoothing is applied after training, so an option that differs
+    from another only in `smooth_steps` reuses that option's models."""
+    encoder, keys = options[name]
+    if keys.get("smooth_steps"):
+        plain = {k: v for k, v in keys.items() if k != "smooth_steps"}
+        name = next((n for n, (e, k) in options.items() if e == encoder and k == plain), name)
+    return "".join(c if c.isalnum() else "_" for c in name)
 
 
 def run_one(job: dict) -> dict:
@@ -56,7 +71,8 @@ def run_one(job: dict) -> dict:
 
     from llmvs.datasets import read_annotations
     from llmvs.shots import read_shots
-    from llmvs.train import TrainConfig, load_model, load_video_features, predict, train_split, video_metrics
+    from llmvs.train import (TrainConfig, load_model, load_video_features, predict, smooth_scores, train_split,
+                             video_metrics)
 
     torch.set_num_threads(1)
     res, ds, split = Path(job["results"]), job["dataset"], job["split"]
@@ -66,17 +82,20 @@ def run_one(job: dict) -> dict:
     cfg = TrainConfig.from_dict({**BASE, **job["training"]})
     out = Path(job["work"]) / job["slug"] / ds / f"split{split}"
     t = time.perf_counter()
-    ckpt = train_split(res / ds / "annotations.parquet", emb, job["splits"][ds], split, cfg, out,
-                       shots_dir=res / ds / "shots",
-                       extra_annotations=res / other / "annotations.parquet" if cfg.augment else None,
-                       extra_embeddings_dir=res / other / "embeddings" / job["captioner"] / encoder if cfg.augment else None)
-    seconds = time.perf_counter() - t
-    model, _ = load_model(out / "model.pt")
+    if cfg.smooth_steps and (out / "model.pt").exists():  # the unsmoothed option's model, already trained
+        seconds = float("nan")
+    else:
+        train_split(res / ds / "annotations.parquet", emb, job["splits"][ds], split, cfg, out,
+                    shots_dir=res / ds / "shots",
+                    extra_annotations=res / other / "annotations.parquet" if cfg.augment else None,
+                    extra_embeddings_dir=res / other / "embeddings" / job["captioner"] / encoder if cfg.augment else None)
+        seconds = time.perf_counter() - t
+    model, ckpt = load_model(out / "model.pt")
     videos = read_annotations(res / ds / "annotations.parquet")
     rows = []
     for k in ckpt["val_keys"]:
         v = videos[k]
-        scores = predict(model, load_video_features(emb, v, cfg.features))
+        scores = smooth_scores(predict(model, load_video_features(emb, v, cfg.features)), cfg.smooth_steps)
         rows.append(video_metrics(v, scores, read_shots(res / ds / "shots" / f"{k}.parquet", v.n_frames)))
     return {"option": job["option"], "dataset": ds, "split": split, "n_val": len(rows),
             **{f"val_{m}": float(np.mean([r[m] for r in rows])) for m in ("tau", "rho", "f1")},
@@ -94,7 +113,8 @@ def table(csv: Path) -> str:
             d = g[g.dataset == ds]
             cells.append(f"{d.val_tau.mean():.3f} ± {d.val_tau.std(ddof=0):.3f} / {d.val_rho.mean():.3f}"
                          if len(d) else "—")
-        rows.append(f"| {option} | {cells[0]} | {cells[1]} | {g.train_seconds.mean():.0f} |")
+        seconds = g.train_seconds.mean()  # NaN: the models of another option, smoothed
+        rows.append(f"| {option} | {cells[0]} | {cells[1]} | {'—' if np.isnan(seconds) else f'{seconds:.0f}'} |")
     return "\n".join(rows)
 
 
@@ -123,7 +143,7 @@ def main() -> int:
     names = a.options or list(options)
     data = Path(__file__).resolve().parents[1] / "data" / "splits"
     splits = {ds: str(data / f"{ds}_splits.json") for ds in ("summe", "tvsum")}
-    jobs = [{"option": n, "slug": "".join(c if c.isalnum() else "_" for c in n), "encoder": options[n][0],
+    jobs = [{"option": n, "slug": model_slug(n, options), "encoder": options[n][0],
              "training": options[n][1], "dataset": ds, "split": s, "results": a.results, "captioner": a.captioner,
              "llm": a.llm, "splits": splits, "work": a.work} for n in names for ds in a.datasets for s in a.splits]
     import pandas as pd
@@ -133,8 +153,12 @@ def main() -> int:
     if len(done):
         have = set(zip(done.option, done.dataset, done.split))
         jobs = [j for j in jobs if (j["option"], j["dataset"], j["split"]) not in have]
+    # smoothed options read their unsmoothed twin's models: they run once those are trained
+    smoothed = [j for j in jobs if j["training"].get("smooth_steps")]
+    phases = [[j for j in jobs if j not in smoothed], smoothed]
     with get_context("spawn").Pool(a.workers) as pool:
-        for i, row in enumerate(pool.imap_unordered(run_one, jobs), 1):
+        rows = (row for phase in phases for row in pool.imap_unordered(run_one, phase))
+        for i, row in enumerate(rows, 1):
             done = pd.concat([done, pd.DataFrame([row])], ignore_index=True)
             out.parent.mkdir(parents=True, exist_ok=True)
             done.to_csv(out, index=False, float_format="%.4f")

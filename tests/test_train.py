@@ -74,6 +74,31 @@ def test_pearson_loss_trains_and_selects_by_its_own_validation_loss(tiny_benchma
     assert log.val_loss.between(0, 2).all()  # 1 - correlation, not a squared error
 
 
+def gaussian_smooth(x: np.ndarray, sigma: float) -> np.ndarray:
+    """Reference: a normalised Gaussian truncated at 4 sigma over edge-padded scores."""
+    r = int(4 * sigma + 0.5)
+    w = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
+    return np.convolve(np.pad(x, r, mode="edge"), w / w.sum(), mode="valid")
+
+
+def test_smoothing_leaves_training_alone_and_smooths_the_test_scores(tiny_benchmark, tmp_path):
+    root = tiny_benchmark
+    plain = _train(root, 0, tmp_path / "plain")
+    smooth = _train(root, 0, tmp_path / "smooth", smooth_steps=2.5)
+    assert smooth["selected_epoch"] == plain["selected_epoch"]  # a post-processing: same model
+    for k in plain["state_dicts"][0]:
+        assert torch.equal(plain["state_dicts"][0][k], smooth["state_dicts"][0][k])
+    for run in ("plain", "smooth"):
+        evaluate_split(root / "annotations.parquet", root / "splits.json", 0, "model", tmp_path / run,
+                       embeddings_dir=root / "emb", model_path=tmp_path / run / "model.pt", shots_dir=root / "shots")
+    scores = {run: pd.read_parquet(tmp_path / run / "scores.parquet").score[0] for run in ("plain", "smooth")}
+    assert len(scores["plain"]) > 20
+    np.testing.assert_allclose(scores["smooth"], gaussian_smooth(scores["plain"].astype(np.float64), 2.5), rtol=1e-6)
+    assert np.abs(np.diff(scores["smooth"])).sum() < np.abs(np.diff(scores["plain"])).sum()
+    with pytest.raises(LlmvsError, match="smooth_steps must be >= 0"):
+        TrainConfig.from_dict({"smooth_steps": -1})
+
+
 def _train(root, split, out, **kw):
     cfg = TrainConfig.from_dict({"d_model": 32, "dim_feedforward": 64, "epochs": 4, "lr": 1e-3, **kw})
     return train_split(root / "annotations.parquet", root / "emb", root / "splits.json", split, cfg, out,

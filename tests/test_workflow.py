@@ -142,6 +142,22 @@ def test_tiny_run_produces_every_stage(finished_run):
     assert rc == 0 and "Nothing to be done" in out
 
 
+def test_run_times_account_for_every_planned_job(finished_run):
+    """benchmarks/run_times.py against the same log's own plan (its "Job stats" table)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from run_times import job_spans, stage_of, stage_table
+
+    log = min((finished_run / ".snakemake/log").glob("*.snakemake.log"), key=lambda p: p.stat().st_mtime)
+    text = log.read_text()
+    planned: dict[str, int] = {}
+    for rule, n in re.findall(r"^(\w+)\s+(\d+)$", text.split("Job stats:")[1].split("total")[0], re.M):
+        planned[stage_of(rule)] = planned.get(stage_of(rule), 0) + int(n)
+    rows = {r["stage"]: r for r in stage_table(job_spans(text.splitlines()))}
+    assert {s: r["jobs"] for s, r in rows.items() if s != "total"} == planned
+    assert rows["total"]["jobs"] == sum(planned.values())
+    assert 0 < rows["embed_windows"]["job_seconds"] <= rows["total"]["wall_seconds"] * 2  # two cores
+
+
 def test_forcerun_reruns_one_stage_and_what_depends_on_it(finished_run):
     wf = finished_run
     results = wf / "results/summe"

@@ -38,7 +38,7 @@ def evaluate_split(annotations, splits_file, split: int, method: str, out_dir, *
     from llmvs.datasets import read_annotations
     from llmvs.io import atomic_path, write_parquet
     from llmvs.shots import read_shots
-    from llmvs.train import load_model, load_video_embeddings, load_video_features, predict, video_metrics
+    from llmvs.train import checkpoint_scores, load_model, load_video_embeddings, load_video_features, video_metrics
 
     if method not in METHODS:
         raise LlmvsError(f"unknown evaluation method {method!r}: expected one of {METHODS}")
@@ -62,7 +62,7 @@ def evaluate_split(annotations, splits_file, split: int, method: str, out_dir, *
             if x.shape[1] != ckpt["model_config"]["input_dim"]:
                 raise LlmvsError(f"{Path(embeddings_dir) / (key + '.arrow')}: {x.shape[1]}-d features, but {model_path} "
                                  f"was trained on {ckpt['model_config']['input_dim']}-d ones (another LLM or features)")
-            scores = predict(model, x)
+            scores = checkpoint_scores(model, ckpt, x)
         elif method == "zero_shot":
             emb = load_video_embeddings(embeddings_dir, v)
             scores = zero_shot_scores(emb.answer_score, emb.path)

@@ -148,14 +148,14 @@ def step_scores(embeddings, scorer: str | None) -> tuple[np.ndarray, str]:
     emb = read_embeddings(embeddings)
     if not scorer:
         return zero_shot_scores(emb.answer_score, embeddings), "zero-shot LLM answers"
-    from llmvs.train import load_model, predict
+    from llmvs.train import checkpoint_scores, load_model
 
     model, ckpt = load_model(scorer)
     x = feature_matrix(emb, ckpt["model_config"]["features"])
     if x.shape[1] != ckpt["model_config"]["input_dim"]:
         raise LlmvsError(f"{scorer}: trained on {ckpt['model_config']['input_dim']}-d LLM states, "
                          f"but this LLM gives {x.shape[1]}-d states (use the scorer of the same LLM)")
-    return predict(model, x).astype(np.float64), str(scorer)
+    return checkpoint_scores(model, ckpt, x).astype(np.float64), str(scorer)
 
 
 def write_summary_video(src, out, change_points: np.ndarray, selected: np.ndarray, fps: float) -> float:

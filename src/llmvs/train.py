@@ -61,6 +61,8 @@ class TrainConfig:
     batch_videos: int = 1  # videos per forward pass (padded, masked); the loss stays a mean over videos
     augment: bool = False  # the augmented setting: the other benchmark's videos join every fitting set
     loss: str = "mse"  # parity: mean squared error; "pearson": 1 - correlation within each video (rank-like)
+    smooth_steps: float = 0.0  # parity: 0; > 0: the trained model's test scores are Gaussian-smoothed over
+    # time with this sigma in steps (not during training or selection: a post-processing of the model)
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -76,6 +78,8 @@ class TrainConfig:
             raise LlmvsError(f"unknown loss {cfg.loss!r}: expected one of {LOSSES}")
         if cfg.selection not in SELECTIONS:
             raise LlmvsError(f"unknown selection {cfg.selection!r}: expected one of {SELECTIONS}")
+        if not cfg.smooth_steps >= 0:
+            raise LlmvsError(f"smooth_steps must be >= 0 (sigma in steps), not {cfg.smooth_steps!r}")
         return cfg
 
 
@@ -152,6 +156,18 @@ def predict(model, x: np.ndarray) -> np.ndarray:
     model.eval()
     with torch.no_grad():
         return model(torch.as_tensor(x, device=device)[None]).float()[0].cpu().numpy()
+
+
+def smooth_scores(scores: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian smoothing of one video's step scores over time (sigma in steps; 0 = unchanged)."""
+    from scipy.ndimage import gaussian_filter1d
+
+    return gaussian_filter1d(scores, sigma, mode="nearest") if sigma > 0 else scores
+
+
+def checkpoint_scores(model, ckpt: dict, x: np.ndarray) -> np.ndarray:
+    """A trained checkpoint's step scores for one video: its model's output, then its run's smoothing."""
+    return smooth_scores(predict(model, x), ckpt.get("train_config", {}).get("smooth_steps", 0.0))
 
 
 def _batch(tensors: list, targets: list):

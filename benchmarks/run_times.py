@@ -1,0 +1,90 @@
+"""Where the time of a Snakemake run went, per stage, from the controller's own log.
+
+    python benchmarks/run_times.py .snakemake/log/<run>.log --out benchmarks/results-cpu2/make-run-times.csv
+
+Every job's start ("[date]" then "rule NAME:" / "localrule NAME:") and end ("Finished jobid: N") are
+read from the log (one-second resolution). A stage is a rule, with the per-batch LLM rules
+(`embed_windows_<captioner>_<llm>_<dataset>_<k>`, `encode_tfidf_<captioner>_<dataset>`) counted as
+one. Per stage: jobs, job-seconds (the sum of its jobs' durations), and its wall-clock span (first
+start to last end); the `total` row is the whole run, from the controller's first job to its last. Writes CSV so runs can be compared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import re
+import sys
+from datetime import datetime
+from pathlib import Path
+
+_STAMP = re.compile(r"^\[(\w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4})\]$")
+_RULE = re.compile(r"^(?:local)?rule (\S+):$")
+_JOBID = re.compile(r"^\s+jobid: (\d+)$")
+_FINISHED = re.compile(r"^Finished jobid: (\d+)")
+
+
+_PER_SETTING = ("embed_windows", "encode_tfidf")  # rules generated per captioner/LLM/dataset(/batch)
+
+
+def stage_of(rule: str) -> str:
+    return next((p for p in _PER_SETTING if rule.startswith(p + "_")), rule)
+
+
+def job_spans(log_lines) -> dict[str, tuple[str, datetime, datetime]]:
+    """jobid -> (rule, start, end) for every job the log saw finish."""
+    now, rule, started, spans = None, None, {}, {}
+    for line in log_lines:
+        line = line.rstrip("\n")
+        if m := _STAMP.match(line):
+            now = datetime.strptime(m.group(1), "%a %b %d %H:%M:%S %Y")
+        elif m := _RULE.match(line):
+            rule = m.group(1)
+        elif (m := _JOBID.match(line)) and rule is not None:
+            started[m.group(1)] = (rule, now)
+            rule = None
+        elif (m := _FINISHED.match(line)) and m.group(1) in started:
+            name, start = started.pop(m.group(1))
+            spans[m.group(1)] = (name, start, now)
+    return spans
+
+
+def stage_table(spans) -> list[dict]:
+    stages: dict[str, list] = {}
+    for name, start, end in spans.values():
+        stages.setdefault(stage_of(name), []).append((start, end))
+    rows = []
+    for stage, jobs in sorted(stages.items(), key=lambda kv: min(s for s, _ in kv[1])):
+        rows.append({"stage": stage, "jobs": len(jobs),
+                     "job_seconds": sum((e - s).total_seconds() for s, e in jobs),
+                     "wall_seconds": (max(e for _, e in jobs) - min(s for s, _ in jobs)).total_seconds()})
+    every = [se for jobs in stages.values() for se in jobs]
+    if every:
+        rows.append({"stage": "total", "jobs": len(every),
+                     "job_seconds": sum(r["job_seconds"] for r in rows),
+                     "wall_seconds": (max(e for _, e in every) - min(s for s, _ in every)).total_seconds()})
+    return rows
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("log", help="a Snakemake log (.snakemake/log/*.snakemake.log)")
+    ap.add_argument("--out", help="CSV to write (default: print)")
+    args = ap.parse_args(argv)
+    path = Path(args.log)
+    if not path.is_file():
+        sys.exit(f"{path}: no such log")
+    with open(path) as f:
+        rows = stage_table(job_spans(f))
+    if not rows:
+        sys.exit(f"{path}: no finished job in this log")
+    out = open(args.out, "w", newline="") if args.out else sys.stdout
+    writer = csv.DictWriter(out, ["stage", "jobs", "job_seconds", "wall_seconds"])
+    writer.writeheader()
+    writer.writerows(rows)
+    if args.out:
+        out.close()
+
+
+if __name__ == "__main__":
+    main()
