@@ -1,12 +1,17 @@
 """Where the time of a Snakemake run went, per stage, from the controller's own log.
 
-    python benchmarks/run_times.py .snakemake/log/<run>.log --out benchmarks/results-cpu2/make-run-times.csv
+    python benchmarks/run_times.py .snakemake/log/<run>.log --out benchmarks/results-cpu2/make-run-times.csv \
+        --results results
+
 
 Every job's start ("[date]" then "rule NAME:" / "localrule NAME:") and end ("Finished jobid: N") are
 read from the log (one-second resolution). A stage is a rule, with the per-batch LLM rules
 (`embed_windows_<captioner>_<llm>_<dataset>_<k>`, `encode_tfidf_<captioner>_<dataset>`) counted as
 one. Per stage: jobs, job-seconds (the sum of its jobs' durations), and its wall-clock span (first
 start to last end); the `total` row is the whole run, from the controller's first job to its last. Writes CSV so runs can be compared.
+With `--results`, also the LLM jobs (`llm-stage-times.csv`: videos and windows from each job's log,
+time, memory and CPU time from its Snakemake benchmark file) and the trainings (`train-times.csv`),
+beside `--out`.
 """
 
 from __future__ import annotations
@@ -66,10 +71,44 @@ def stage_table(spans) -> list[dict]:
     return rows
 
 
+def _benchmark(path: Path) -> dict:
+    """A Snakemake benchmark file: a header line and one row of measurements."""
+    header, row = (line.split("\t") for line in path.read_text().splitlines()[:2])
+    return dict(zip(header, row))
+
+
+def llm_job_rows(results: Path) -> list[dict]:
+    rows = []
+    for path in sorted((results / "benchmarks/embed_windows").glob("*.tsv"),
+                       key=lambda p: (p.stem.rsplit("_", 2)[-2], int(p.stem.rsplit("_", 1)[1]))):
+        b, log = _benchmark(path), (results / "logs/embed_windows" / f"{path.stem}.log").read_text()
+        windows = dict(re.findall(r"prompts (\S+): 100%\|[^|]*\| (\d+)/\d+", log.replace("\r", "\n")))
+        n, seconds = sum(map(int, windows.values())), float(b["s"])
+        rows.append({"job": path.stem, "videos": len(windows), "windows": n, "seconds": seconds,
+                     "windows_per_s": round(n / seconds, 2), "max_rss_mb": b["max_rss"], "cpu_time_s": b["cpu_time"]})
+    return rows
+
+
+def train_rows(results: Path) -> list[dict]:
+    rows = []  # benchmarks/train_split/<dataset>/<captioner>/<llm>/<run>/split<k>.tsv
+    for path in (results / "benchmarks/train_split").glob("*/*/*/*/split*.tsv"):
+        b = _benchmark(path)
+        rows.append({"dataset": path.parts[-5], "run": path.parts[-2], "split": int(path.stem[5:]),
+                     "seconds": float(b["s"]), "max_rss_mb": b["max_rss"], "cpu_time_s": b["cpu_time"]})
+    return sorted(rows, key=lambda r: (r["dataset"], r["run"], r["split"]))
+
+
+def write_csv(rows: list[dict], out) -> None:
+    writer = csv.DictWriter(out, list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("log", help="a Snakemake log (.snakemake/log/*.snakemake.log)")
     ap.add_argument("--out", help="CSV to write (default: print)")
+    ap.add_argument("--results", help="the run's results folder: also write the LLM-job and training times")
     args = ap.parse_args(argv)
     path = Path(args.log)
     if not path.is_file():
@@ -78,12 +117,17 @@ def main(argv=None) -> None:
         rows = stage_table(job_spans(f))
     if not rows:
         sys.exit(f"{path}: no finished job in this log")
-    out = open(args.out, "w", newline="") if args.out else sys.stdout
-    writer = csv.DictWriter(out, ["stage", "jobs", "job_seconds", "wall_seconds"])
-    writer.writeheader()
-    writer.writerows(rows)
-    if args.out:
-        out.close()
+    if not args.out:
+        write_csv(rows, sys.stdout)
+        return
+    out = Path(args.out)
+    tables = {out: rows}
+    if args.results:
+        tables[out.parent / "llm-stage-times.csv"] = llm_job_rows(Path(args.results))
+        tables[out.parent / "train-times.csv"] = train_rows(Path(args.results))
+    for path, table in tables.items():
+        with open(path, "w", newline="") as f:
+            write_csv(table, f)
 
 
 if __name__ == "__main__":

@@ -145,7 +145,7 @@ def test_tiny_run_produces_every_stage(finished_run):
 def test_run_times_account_for_every_planned_job(finished_run):
     """benchmarks/run_times.py against the same log's own plan (its "Job stats" table)."""
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    from run_times import job_spans, stage_of, stage_table
+    from run_times import job_spans, llm_job_rows, stage_of, stage_table
 
     log = min((finished_run / ".snakemake/log").glob("*.snakemake.log"), key=lambda p: p.stat().st_mtime)
     text = log.read_text()
@@ -156,6 +156,12 @@ def test_run_times_account_for_every_planned_job(finished_run):
     assert {s: r["jobs"] for s, r in rows.items() if s != "total"} == planned
     assert rows["total"]["jobs"] == sum(planned.values())
     assert 0 < rows["embed_windows"]["job_seconds"] <= rows["total"]["wall_seconds"] * 2  # two cores
+    import pyarrow.ipc as ipc
+
+    jobs = llm_job_rows(finished_run / "results")  # windows read from the jobs' progress bars
+    arrows = list((finished_run / "results/summe/embeddings/blip/smollm2").glob("*.arrow"))
+    assert sum(j["videos"] for j in jobs) == len(arrows) == 3
+    assert sum(j["windows"] for j in jobs) == sum(ipc.open_file(p).read_all().num_rows for p in arrows)
 
 
 def test_forcerun_reruns_one_stage_and_what_depends_on_it(finished_run):
