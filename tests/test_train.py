@@ -9,7 +9,7 @@ from llmvs.embeddings import feature_matrix, read_embeddings
 from llmvs.model import GlobalAggregator, ModelConfig
 from llmvs.report import aggregate
 from llmvs.scoring import evaluate_split
-from llmvs.train import TrainConfig, train_split, validation_keys, video_losses
+from llmvs.train import TrainConfig, smooth_scores, train_split, validation_keys, video_losses
 
 @pytest.mark.parametrize("features", ["qa", "q", "a", ["c", "q"]])
 @pytest.mark.parametrize("aggregator", ["attention", "mlp"])
@@ -95,6 +95,8 @@ def test_smoothing_leaves_training_alone_and_smooths_the_test_scores(tiny_benchm
     assert len(scores["plain"]) > 20
     np.testing.assert_allclose(scores["smooth"], gaussian_smooth(scores["plain"].astype(np.float64), 2.5), rtol=1e-6)
     assert np.abs(np.diff(scores["smooth"])).sum() < np.abs(np.diff(scores["plain"])).sum()
+    short = np.array([.1, .9, .2, .8, .3, .7, .4, .6])  # 8 steps: sigma 12 is capped at 8 / 4 = 2
+    np.testing.assert_allclose(smooth_scores(short, 12), gaussian_smooth(short, 2), rtol=1e-12)
     with pytest.raises(LlmvsError, match="smooth_steps must be >= 0"):
         TrainConfig.from_dict({"smooth_steps": -1})
 

@@ -159,9 +159,13 @@ def predict(model, x: np.ndarray) -> np.ndarray:
 
 
 def smooth_scores(scores: np.ndarray, sigma: float) -> np.ndarray:
-    """Gaussian smoothing of one video's step scores over time (sigma in steps; 0 = unchanged)."""
+    """Gaussian smoothing of one video's step scores over time (sigma in steps; 0 = unchanged).
+
+    sigma is capped at a quarter of the video's steps: a wider kernel would turn a short clip's scores
+    into a ramp between its two ends (no benchmark video is that short for sigma <= 16: >= 64 steps)."""
     from scipy.ndimage import gaussian_filter1d
 
+    sigma = min(sigma, len(scores) / 4)
     return gaussian_filter1d(scores, sigma, mode="nearest") if sigma > 0 else scores
 
 
