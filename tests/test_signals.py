@@ -167,3 +167,24 @@ def test_sigterm_stops_summarize(tmp_path):
     proc = subprocess.run(cmd, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert {"summary.mp4", "summary.json", "summary.html"} <= {p.name for p in out.iterdir()}
+
+
+def test_a_swallowed_sigterm_still_commits_nothing(tmp_path):
+    """The handler's exception can be lost inside a C callback; the noted signal still stops the commit."""
+    code = f"""
+import os, signal
+from pathlib import Path
+from llmvs import cli, io
+signal.signal(signal.SIGTERM, cli._terminate)
+try:
+    os.kill(os.getpid(), signal.SIGTERM)
+    for _ in range(1000):  # the handler runs between bytecodes
+        pass
+except SystemExit:
+    pass  # swallowed, as PyAV's log callback would
+with io.atomic_path(Path({str(tmp_path / 'out.parquet')!r})) as tmp:
+    tmp.write_text("complete-looking")
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 143, proc.stderr
+    assert list(tmp_path.iterdir()) == []

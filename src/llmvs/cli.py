@@ -319,6 +319,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _terminate(signum, frame):
+    from llmvs.io import request_stop
+
+    request_stop(signum)  # holds even where the exception below is swallowed
     raise SystemExit(128 + signum)  # unwinds `finally` blocks, so temporary files are removed
 
 
@@ -336,7 +339,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("llmvs: interrupted", file=sys.stderr)
         return 130
-    return 0
+    from llmvs.io import stop_requested
+
+    signum = stop_requested()
+    return 0 if signum is None else 128 + signum
 
 
 if __name__ == "__main__":

@@ -23,9 +23,23 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
+_STOP: list[int] = []  # termination signals received (see `request_stop`)
+
+
+def request_stop(signum: int) -> None:
+    """Note a termination signal. Its handler's exception can be swallowed when it lands inside a C
+    callback (PyAV's log hook, a finalizer); then no output may still be committed, nor success reported."""
+    _STOP.append(signum)
+
+
+def stop_requested() -> int | None:
+    return _STOP[0] if _STOP else None
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path next to `target`; rename it onto `target` only on success."""
+    """Yield a temporary path next to `target`; rename it onto `target` only on success (and when no
+    termination signal has arrived)."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     for stale in target.parent.glob(f".{target.name}.*.part"):  # left by a killed earlier attempt
@@ -35,6 +49,8 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(tmp)
     try:
         yield tmp
+        if _STOP:
+            raise SystemExit(128 + _STOP[0])
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give them the usual mode
         os.replace(tmp, target)
     finally:
