@@ -169,12 +169,20 @@ def test_sigterm_stops_summarize(tmp_path):
     assert {"summary.mp4", "summary.json", "summary.html"} <= {p.name for p in out.iterdir()}
 
 
-def test_a_swallowed_sigterm_still_commits_nothing(tmp_path):
+SWALLOWED_COMMITS = {  # the two ways a stage commits its output: one file, one folder
+    "atomic_path": "with io.atomic_path(out / 'out.parquet') as tmp:\n    tmp.write_text('complete-looking')",
+    "model folder": "models._publish(out / 'model', lambda d: (d / 'config.json').write_text('{}'))",
+}
+
+
+@pytest.mark.parametrize("commit", list(SWALLOWED_COMMITS))
+def test_a_swallowed_sigterm_still_commits_nothing(commit, tmp_path):
     """The handler's exception can be lost inside a C callback; the noted signal still stops the commit."""
     code = f"""
 import os, signal
 from pathlib import Path
-from llmvs import cli, io
+from llmvs import cli, io, models
+out = Path({str(tmp_path)!r})
 signal.signal(signal.SIGTERM, cli._terminate)
 try:
     os.kill(os.getpid(), signal.SIGTERM)
@@ -182,8 +190,7 @@ try:
         pass
 except SystemExit:
     pass  # swallowed, as PyAV's log callback would
-with io.atomic_path(Path({str(tmp_path / 'out.parquet')!r})) as tmp:
-    tmp.write_text("complete-looking")
+{SWALLOWED_COMMITS[commit]}
 """
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 143, proc.stderr

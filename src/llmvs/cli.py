@@ -339,10 +339,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("llmvs: interrupted", file=sys.stderr)
         return 130
-    from llmvs.io import stop_requested
+    from llmvs.io import exit_if_stopped
 
-    signum = stop_requested()
-    return 0 if signum is None else 128 + signum
+    exit_if_stopped()
+    return 0
 
 
 if __name__ == "__main__":

@@ -32,8 +32,10 @@ def request_stop(signum: int) -> None:
     _STOP.append(signum)
 
 
-def stop_requested() -> int | None:
-    return _STOP[0] if _STOP else None
+def exit_if_stopped() -> None:
+    """Exit with 128 + the noted signal, if any: called before every commit and before reporting success."""
+    if _STOP:
+        raise SystemExit(128 + _STOP[0])
 
 
 @contextlib.contextmanager
@@ -49,8 +51,7 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(tmp)
     try:
         yield tmp
-        if _STOP:
-            raise SystemExit(128 + _STOP[0])
+        exit_if_stopped()
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give them the usual mode
         os.replace(tmp, target)
     finally:

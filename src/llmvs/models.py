@@ -108,6 +108,9 @@ def _publish(target: Path, build: Callable[[Path], None]) -> Path:
         raise LlmvsError(f"{target.parent}: cannot create the models folder ({err.strerror})") from None
     try:
         build(tmp)
+        from llmvs.io import exit_if_stopped
+
+        exit_if_stopped()  # a termination signal whose exception the build swallowed: publish nothing
         try:
             os.rename(tmp, target)  # atomic; replaces only an empty folder
         except OSError as err:
