@@ -3,15 +3,14 @@
     python benchmarks/run_times.py .snakemake/log/<run>.log --out benchmarks/results-cpu2/make-run-times.csv \
         --results results
 
-
 Every job's start ("[date]" then "rule NAME:" / "localrule NAME:") and end ("Finished jobid: N") are
 read from the log (one-second resolution). A stage is a rule, with the per-batch LLM rules
 (`embed_windows_<captioner>_<llm>_<dataset>_<k>`, `encode_tfidf_<captioner>_<dataset>`) counted as
 one. Per stage: jobs, job-seconds (the sum of its jobs' durations), and its wall-clock span (first
-start to last end); the `total` row is the whole run, from the controller's first job to its last. Writes CSV so runs can be compared.
-With `--results`, also the LLM jobs (`llm-stage-times.csv`: videos and windows from each job's log,
-time, memory and CPU time from its Snakemake benchmark file) and the trainings (`train-times.csv`),
-beside `--out`.
+start to last end); the `total` row is the whole run, from the controller's first job to its last.
+Writes CSV so runs can be compared. With `--results`, also the LLM jobs (`llm-stage-times.csv`:
+videos and windows from each job's log, time, memory and CPU time from its Snakemake benchmark file)
+and the trainings (`train-times.csv`), beside `--out`.
 """
 
 from __future__ import annotations
@@ -27,8 +26,6 @@ _STAMP = re.compile(r"^\[(\w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4})\]$")
 _RULE = re.compile(r"^(?:local)?rule (\S+):$")
 _JOBID = re.compile(r"^\s+jobid: (\d+)$")
 _FINISHED = re.compile(r"^Finished jobid: (\d+)")
-
-
 _PER_SETTING = ("embed_windows", "encode_tfidf")  # rules generated per captioner/LLM/dataset(/batch)
 
 
