@@ -147,11 +147,12 @@ def decode_frames(path, out, step: int = STEP, max_side: int | None = 640, quali
     meta = {"video": str(path), **video_info(path)}
     schema = pa.schema([("frame_index", pa.int64()), ("time_s", pa.float64()), ("jpeg", pa.binary())])
     counter: dict = {}
-    with atomic_path(out) as tmp:
+    bar = tqdm(iter_sampled_frames(path, step, max_side, counter), desc=f"frames {Path(path).name}", unit="frame",
+               mininterval=2)
+    with bar, atomic_path(out) as tmp:  # the bar shows first: once the temporary file exists, the stage is at work
         with pq.ParquetWriter(tmp, schema, compression="none") as writer:  # JPEG is compressed already
             batch = []
-            frames = iter_sampled_frames(path, step, max_side, counter)
-            for index, t, img in tqdm(frames, desc=f"frames {Path(path).name}", unit="frame", mininterval=2):
+            for index, t, img in bar:
                 buf = io.BytesIO()
                 img.save(buf, format="JPEG", quality=quality)
                 batch.append((index, t, buf.getvalue()))
