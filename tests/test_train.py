@@ -67,6 +67,29 @@ def test_video_losses_ignore_padding_and_match_numpy():
         TrainConfig.from_dict({"loss": "rank"})
 
 
+def test_unpadded_videos_skip_the_mask_with_the_same_numbers():
+    """The trainer passes no mask for a batch without padding; in training mode (dropout drawn from the
+    same seed) the scores and gradients are exactly those with an all-False mask, and a padded batch
+    scores each video as it would alone."""
+    cfg = ModelConfig(input_dim=12, d_model=32, dim_feedforward=64, attention_dropout=0.1)
+    x = torch.as_tensor(np.random.default_rng(5).random((1, 40, 12)), dtype=torch.float32)
+    runs = []
+    for mask in (torch.zeros(1, 40, dtype=torch.bool), None):
+        torch.manual_seed(0)
+        model = GlobalAggregator(cfg).train()
+        out = model(x, mask)
+        out.sum().backward()
+        runs.append((out.detach(), [p.grad.clone() for p in model.parameters()]))
+    assert torch.equal(runs[0][0], runs[1][0])
+    assert all(torch.equal(a, b) for a, b in zip(runs[0][1], runs[1][1]))
+    model.eval()
+    pad = torch.zeros(2, 40, dtype=torch.bool)
+    pad[1, 25:] = True
+    both = model(torch.cat([x, x]), pad)
+    torch.testing.assert_close(both[1, :25], model(x[:, :25])[0], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(both[0], model(x)[0])
+
+
 def test_pearson_loss_trains_and_selects_by_its_own_validation_loss(tiny_benchmark, tmp_path):
     ckpt = _train(tiny_benchmark, 0, tmp_path / "p", loss="pearson")
     log = pd.read_csv(tmp_path / "p" / "train_log.csv")

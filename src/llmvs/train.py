@@ -269,7 +269,9 @@ def _fit_member(cfg: TrainConfig, mcfg, seed: int, data: dict, evaluate, device,
         for i, idx in enumerate(batches):
             x, y, pad = _batch([data["x"][fit[j]] for j in idx], [data["y"][fit[j]] for j in idx])
             with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
-                pred = model(x, pad).float()
+                # no mask where nothing is padded (every batch of one video): the same numbers, and the
+                # encoder skips the mask checks and merges (~4 % of a CPU epoch)
+                pred = model(x, pad if pad.any() else None).float()
             # each video's own loss, averaged over the videos (= batch of one, accumulated)
             per_video = video_losses(pred, y, pad, cfg.loss)
             loss = per_video.mean()
