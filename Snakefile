@@ -18,6 +18,7 @@ from llmvs.workflow import (
     embedded_videos,
     estimate_message,
     exemplar_inputs,
+    lineage,
     llm_args,
     llm_batches,
     model_folders,

@@ -202,10 +202,10 @@ def _arrow(path):
         return pa.ipc.open_file(src).read_all()
 
 
-def _kill_job_then_rerun(wf, target: str, fragment: str, ready, timeout=600):
+def _kill_job_then_rerun(wf, target: str, fragment: str, ready, timeout=600, args=()):
     """Start Snakemake for `target`, SIGKILL the job's own Python process once `ready()` (a node
     failure as the job sees it), check nothing of it survives, then run the same command again."""
-    proc = subprocess.Popen([*SNAKEMAKE, "--cores", "2", target], cwd=wf,
+    proc = subprocess.Popen([*SNAKEMAKE, "--cores", "2", *args, target], cwd=wf,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     pids = []
     for _ in range(timeout * 4):
@@ -220,7 +220,7 @@ def _kill_job_then_rerun(wf, target: str, fragment: str, ready, timeout=600):
     time.sleep(1)
     assert not _job_processes(fragment), "a process of the killed job survived"
     assert not list((wf / "results").rglob(".*.part")), "the killed job left a temporary file"
-    return snakemake(wf, "--cores", "2", target)
+    return snakemake(wf, "--cores", "2", *args, target)
 
 
 def test_killed_llm_job_reruns_to_identical_outputs(finished_run):
@@ -257,6 +257,27 @@ def test_killed_training_job_reruns_to_identical_model(finished_run):
     assert len(rerun) == len(reference)
     for a, b in zip(rerun, reference):
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_changed_training_survives_a_killed_job(finished_run, tmp_path):
+    """Change a training key, kill the retraining job, run again: the split must be retrained and
+    re-evaluated. (Snakemake deletes a job's old outputs before it starts and does not rebuild a missing
+    intermediate file while the files made from it look up to date: without the training keys among the
+    evaluation's parameters, the second run kept the old configuration's metrics and no model.)"""
+    wf = finished_run
+    run = wf / "results/summe/runs/blip/smollm2/qa/split0"
+    config = yaml.safe_load((wf / "config.yaml").read_text())
+    changed = tmp_path / "epochs.yaml"
+    changed.write_text(yaml.safe_dump({"training": {**config["training"], "epochs": config["training"]["epochs"] + 2}}))
+    before = (run / "metrics.csv").stat().st_mtime_ns
+    rc, out = _kill_job_then_rerun(wf, "all", str(run.relative_to(wf)), lambda: True, args=(f"--configfile={changed}",))
+    assert rc == 0, out[-3000:]
+    assert "rule train_split" in out and "rule evaluate_split" in out
+    log = pd.read_csv(run / "train_log.csv")
+    assert list(log.epoch) == list(range(1, config["training"]["epochs"] + 3))
+    assert (run / "metrics.csv").stat().st_mtime_ns > before
+    assert (run / "metrics.csv").stat().st_mtime_ns > (run / "model.pt").stat().st_mtime_ns
+    assert (wf / "results/summary.csv").stat().st_mtime_ns > (run / "metrics.csv").stat().st_mtime_ns
 
 
 @pytest.mark.slurm

@@ -146,6 +146,21 @@ def train_config(config: dict, dataset: str, run: str) -> str:
     return json.dumps(merged, sort_keys=True)
 
 
+def lineage(config: dict, captioner: str, llm: str, run: str | None = None, dataset: str | None = None) -> str:
+    """JSON of the configuration upstream of a job: the captioner, the LLM and its exemplars (unless the
+    run reads the `tfidf` control) and, given the dataset, a trained run's training keys.
+
+    Rules record it as a parameter so that a change upstream reruns the job itself: Snakemake does not
+    rebuild a missing intermediate file (deleted when its job failed or was killed) while the files
+    made from it look up to date, and would keep results of the old configuration."""
+    out: dict = {"captioner": config["captioners"][captioner]}
+    if run is None or run_encoder(config, run, llm) == llm:
+        out.update(llm=config["llms"][llm], exemplars=config["exemplars"], exemplar_seed=config.get("exemplar_seed", 0))
+    if run is not None and dataset is not None and run_method(config, run) == "model":
+        out["training"] = json.loads(train_config(config, dataset, run))
+    return json.dumps(out, sort_keys=True)
+
+
 def embedded_videos(config: dict, videos: dict[str, list[str]]) -> dict[str, list[str]]:
     """Videos whose embeddings some run reads: the evaluated ones, plus every video of the other
     benchmark when a run trains in the augmented setting."""

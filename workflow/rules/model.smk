@@ -20,6 +20,7 @@ rule train_split:
         embeddings_dir=_run_embeddings_dir,
         shots_dir="results/{dataset}/shots",
         run_config=lambda wc: train_config(config, wc.dataset, wc.run),
+        upstream=lambda wc: lineage(config, wc.captioner, wc.llm, wc.run),  # see llmvs.workflow.lineage
         extra=_train_extra_args,
         out_dir=_run_dir,
     threads: 1
@@ -47,6 +48,7 @@ rule evaluate_split:
         method=lambda wc: run_method(config, wc.run),
         model=lambda wc, input: f"--model {input.model}" if "model" in input.keys() else "",
         embeddings=lambda wc: f"--embeddings-dir {_run_embeddings_dir(wc)}",
+        upstream=lambda wc: lineage(config, wc.captioner, wc.llm, wc.run, wc.dataset),
         out_dir=_run_dir,
     resources:
         runtime=20,
