@@ -28,6 +28,7 @@ from llmvs.workflow import (
     run_cells,
     run_encoder,
     run_method,
+    scripts_first_on_path,
     settings,
     tfidf_jobs,
     train_config,
@@ -37,6 +38,7 @@ from llmvs.workflow import (
 )
 
 min_version("9.0")
+scripts_first_on_path()  # jobs call `llmvs`: `.venv/bin/snakemake` needs no activated environment
 
 
 configfile: os.path.join(workflow.basedir, "config.yaml")

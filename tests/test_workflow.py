@@ -117,6 +117,14 @@ def test_runs_from_another_working_directory(tmp_path):
     assert f"input: {ROOT}/data/summe/summe-info.derived.tsv" in out and f"Working directory: {tmp_path}" in out
 
 
+def test_jobs_find_llmvs_without_an_activated_environment(tmp_path):
+    """`.venv/bin/snakemake` from a shell whose PATH lacks the environment: jobs still find `llmvs`."""
+    wf = make_copy(tmp_path / "llmvs", "local")
+    rc, out = snakemake(wf, "--cores", "1", "results/human.csv", env={"PATH": "/usr/bin:/bin"})
+    assert rc == 0, out[-3000:]
+    assert len(pd.read_csv(wf / "results/human.csv")) > 0
+
+
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
     wf = make_copy(tmp_path_factory.mktemp("wf") / "llmvs", "local")

@@ -105,6 +105,16 @@ def model_input(spec: str, models_dir) -> str:
     return str(prepared if prepared is not None else Path(spec).expanduser())
 
 
+def scripts_first_on_path() -> None:
+    """Put the scripts folder of the running Python (the environment Snakemake was started from) first on
+    PATH, so jobs find its `llmvs` without an activated environment; a conda job's own environment is
+    still put before it."""
+    import os
+    import sys
+
+    os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
+
+
 def settings(config: dict) -> list[tuple[str, str]]:
     """(captioner, llm) pairs the default target reports: the configured one, then `compare`."""
     out = [(config["captioner"], config["llm"])]
