@@ -67,11 +67,11 @@ def test_video_losses_ignore_padding_and_match_numpy():
         TrainConfig.from_dict({"loss": "rank"})
 
 
-def test_unpadded_videos_skip_the_mask_with_the_same_numbers():
-    """The trainer passes no mask for a batch without padding; in training mode (dropout drawn from the
-    same seed) the scores and gradients are exactly those with an all-False mask, and a padded batch
-    scores each video as it would alone."""
-    cfg = ModelConfig(input_dim=12, d_model=32, dim_feedforward=64, attention_dropout=0.1)
+@pytest.mark.parametrize("attention_dropout", [0.0, 0.1])
+def test_unpadded_videos_skip_the_mask_with_the_same_numbers(attention_dropout):
+    """No mask and an all-False mask give exactly the same scores and gradients in training mode (dropout
+    drawn from the same seed), and a padded batch scores each video as it would alone."""
+    cfg = ModelConfig(input_dim=12, d_model=32, dim_feedforward=64, attention_dropout=attention_dropout)
     x = torch.as_tensor(np.random.default_rng(5).random((1, 40, 12)), dtype=torch.float32)
     runs = []
     for mask in (torch.zeros(1, 40, dtype=torch.bool), None):
@@ -88,6 +88,23 @@ def test_unpadded_videos_skip_the_mask_with_the_same_numbers():
     both = model(torch.cat([x, x]), pad)
     torch.testing.assert_close(both[1, :25], model(x[:, :25])[0], rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(both[0], model(x)[0])
+
+
+def test_trainer_masks_only_padded_batches(tiny_benchmark, tmp_path, monkeypatch):
+    seen = []
+    forward = GlobalAggregator.forward
+
+    def spy(self, x, padding=None):
+        if self.training:
+            seen.append((x.shape[0], padding))
+        return forward(self, x, padding)
+
+    monkeypatch.setattr(GlobalAggregator, "forward", spy)
+    _train(tiny_benchmark, 0, tmp_path / "one", epochs=1)
+    assert seen and all(b == 1 and p is None for b, p in seen)
+    seen.clear()
+    _train(tiny_benchmark, 0, tmp_path / "all", epochs=1, batch_videos=3)  # 3 fitting videos, unequal lengths
+    assert [b for b, _ in seen] == [3] and seen[0][1] is not None and bool(seen[0][1].any())
 
 
 def test_pearson_loss_trains_and_selects_by_its_own_validation_loss(tiny_benchmark, tmp_path):

@@ -286,6 +286,27 @@ def test_changed_training_survives_a_killed_job(finished_run, tmp_path):
     assert (run / "metrics.csv").stat().st_mtime_ns > before
     assert (run / "metrics.csv").stat().st_mtime_ns > (run / "model.pt").stat().st_mtime_ns
     assert (wf / "results/summary.csv").stat().st_mtime_ns > (run / "metrics.csv").stat().st_mtime_ns
+    rc, out = snakemake(wf, "--cores", "2")  # back to the fixture's configuration for any later test
+    assert rc == 0 and "rule train_split" in out, out[-3000:]
+
+
+def test_lineage_holds_what_changes_a_runs_inputs():
+    from llmvs.workflow import lineage
+
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    base = json.loads(lineage(config, "blip", "smollm2", "qa", "summe"))
+    assert base["training"]["epochs"] == config["training"]["epochs"] and "--dtype bfloat16" in base["llm"]
+    assert lineage(config, "blip", "smollm2", "random", "summe") == "{}"  # reads no features
+    assert "llm" not in json.loads(lineage(config, "blip", "smollm2", "tfidf", "summe"))  # no LLM states
+    assert "training" not in json.loads(lineage(config, "blip", "smollm2", "qa"))  # train_split has them already
+    resources = json.loads(json.dumps(config))
+    resources["llms"]["smollm2"].update(threads=8, mem_mb=64000)
+    assert lineage(resources, "blip", "smollm2", "qa", "summe") == json.dumps(base, sort_keys=True)
+    changed = json.loads(json.dumps(config))
+    changed["training"]["epochs"] += 1
+    assert json.loads(lineage(changed, "blip", "smollm2", "qa", "summe"))["training"]["epochs"] == config["training"]["epochs"] + 1
+    changed["exemplars"] = "none"
+    assert lineage(changed, "blip", "smollm2", "qa") != lineage(config, "blip", "smollm2", "qa")
 
 
 @pytest.mark.slurm

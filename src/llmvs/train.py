@@ -268,10 +268,11 @@ def _fit_member(cfg: TrainConfig, mcfg, seed: int, data: dict, evaluate, device,
         batches = [order[i:i + cfg.batch_videos] for i in range(0, len(order), cfg.batch_videos)]
         for i, idx in enumerate(batches):
             x, y, pad = _batch([data["x"][fit[j]] for j in idx], [data["y"][fit[j]] for j in idx])
+            # no mask where nothing is padded (every batch of one video): the same numbers, and the
+            # encoder skips the mask checks and merges (~4 % of a CPU epoch); lengths decide, not a GPU sync
+            padded = len({len(data["y"][fit[j]]) for j in idx}) > 1
             with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
-                # no mask where nothing is padded (every batch of one video): the same numbers, and the
-                # encoder skips the mask checks and merges (~4 % of a CPU epoch)
-                pred = model(x, pad if pad.any() else None).float()
+                pred = model(x, pad if padded else None).float()
             # each video's own loss, averaged over the videos (= batch of one, accumulated)
             per_video = video_losses(pred, y, pad, cfg.loss)
             loss = per_video.mean()

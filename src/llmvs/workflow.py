@@ -112,7 +112,10 @@ def scripts_first_on_path() -> None:
     import os
     import sys
 
-    os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
+    scripts = os.path.dirname(sys.executable)
+    path = [p for p in os.environ.get("PATH", os.defpath).split(os.pathsep) if p and p != scripts]
+    if scripts:
+        os.environ["PATH"] = os.pathsep.join([scripts, *path])
 
 
 def settings(config: dict) -> list[tuple[str, str]]:
@@ -156,17 +159,23 @@ def train_config(config: dict, dataset: str, run: str) -> str:
     return json.dumps(merged, sort_keys=True)
 
 
-def lineage(config: dict, captioner: str, llm: str, run: str | None = None, dataset: str | None = None) -> str:
-    """JSON of the configuration upstream of a job: the captioner, the LLM and its exemplars (unless the
-    run reads the `tfidf` control) and, given the dataset, a trained run's training keys.
+def lineage(config: dict, captioner: str, llm: str, run: str, dataset: str | None = None) -> str:
+    """JSON of the configuration upstream of a run's job: what made the features it reads (the captioner,
+    and the LLM's output-affecting flags and exemplars unless the run reads the `tfidf` control) and, given
+    the dataset, a trained run's training keys; "{}" for runs that read no features (random, oracle).
 
     Rules record it as a parameter so that a change upstream reruns the job itself: Snakemake does not
     rebuild a missing intermediate file (deleted when its job failed or was killed) while the files
-    made from it look up to date, and would keep results of the old configuration."""
+    made from it look up to date, and would keep results of the old configuration. Resources (threads,
+    memory) are left out: they change no output."""
+    method = run_method(config, run)
+    if method not in ("model", "zero_shot", "zero_shot_expected"):
+        return "{}"
     out: dict = {"captioner": config["captioners"][captioner]}
-    if run is None or run_encoder(config, run, llm) == llm:
-        out.update(llm=config["llms"][llm], exemplars=config["exemplars"], exemplar_seed=config.get("exemplar_seed", 0))
-    if run is not None and dataset is not None and run_method(config, run) == "model":
+    if run_encoder(config, run, llm) == llm:
+        out.update(llm=prompts_args(config["llms"][llm]), exemplars=config["exemplars"],
+                   exemplar_seed=config.get("exemplar_seed", 0))
+    if method == "model" and dataset is not None:
         out["training"] = json.loads(train_config(config, dataset, run))
     return json.dumps(out, sort_keys=True)
 
