@@ -65,6 +65,25 @@ def test_summarize_sample_video(tmp_path):
     assert len(rows) == 17 and rows[0]["caption"].startswith("a man rides")
 
 
+def _tkhd_rotation(path) -> tuple:
+    """(a, b, c, d) of the first track's display matrix, read from the MP4's tkhd box bytes."""
+    import struct
+
+    data = open(path, "rb").read()
+    box = data.index(b"tkhd") - 4
+    m = struct.unpack(">9i", data[box + 48:box + 84])  # version 0 box; 16.16 fixed point
+    return tuple(v >> 16 for v in (m[0], m[1], m[3], m[4]))
+
+
+@pytest.mark.parametrize("degrees_cw", [90, 270])
+def test_summary_of_a_phone_video_keeps_its_rotation(tmp_path, degrees_cw):
+    clip = make_clip(tmp_path / "phone.mp4", n_frames=200, fps=10, rotate=degrees_cw)
+    caps = write_captions_csv(tmp_path / "phone.csv", 14, ["a white square on a black screen", "a dark empty frame"])
+    out = tmp_path / "phone"
+    assert main(["summarize", str(clip), "--captions", str(caps), "--zero-shot", "--out", str(out)]) == 0
+    assert _tkhd_rotation(out / "summary.mp4") == _tkhd_rotation(clip) != (1, 0, 0, 1)
+
+
 def test_summarize_long_clip_keeps_audio_and_honours_seconds(tmp_path):
     clip = make_clip(tmp_path / "long.mp4", n_frames=610, fps=10, audio=True)  # 61 s
     caps = write_captions_csv(tmp_path / "long.csv", 41, ["a white square on a black screen",

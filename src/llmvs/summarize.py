@@ -159,8 +159,13 @@ def step_scores(embeddings, scorer: str | None) -> tuple[np.ndarray, str]:
 
 
 def write_summary_video(src, out, change_points: np.ndarray, selected: np.ndarray, fps: float) -> float:
-    """Concatenate the selected shots of `src` into `out` (H.264 + AAC); returns its duration in s."""
+    """Concatenate the selected shots of `src` into `out` (H.264 + AAC, the source's display rotation
+    kept, so a phone video plays upright); returns its duration in s."""
     import av
+
+    from llmvs.video import display_rotation
+
+    rotation = display_rotation(src)
 
     keep = np.zeros(int(change_points[-1, 1]) + 1, dtype=bool)
     ranges = []
@@ -178,6 +183,8 @@ def write_summary_video(src, out, change_points: np.ndarray, selected: np.ndarra
         vout.height = vin.codec_context.height - vin.codec_context.height % 2
         vout.pix_fmt = "yuv420p"
         vout.options = {"crf": "20", "preset": "veryfast"}
+        if rotation:
+            vout.set_display_rotation(rotation)
         aout = resampler = None
         if ain is not None:
             aout = outp.add_stream("aac", rate=ain.codec_context.sample_rate or 44100)

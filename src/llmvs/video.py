@@ -40,6 +40,14 @@ def open_video(path):
     return container, container.streams.video[0]
 
 
+def display_rotation(path) -> int:
+    """The display rotation (degrees, as PyAV reports it) of the video's first frame; 0 if none."""
+    container, stream = open_video(path)
+    with container:
+        frame = next(container.decode(stream), None)
+    return int(getattr(frame, "rotation", 0) or 0)
+
+
 def _rotate(img, frame):
     angle = int(getattr(frame, "rotation", 0) or 0) % 360
     return img.rotate(angle, expand=True) if angle else img
