@@ -40,16 +40,20 @@ def open_video(path):
     return container, container.streams.video[0]
 
 
-def display_rotation(path) -> int:
-    """The display rotation (degrees, as PyAV reports it) of the video's first frame; 0 if none."""
-    container, stream = open_video(path)
-    with container:
-        frame = next(container.decode(stream), None)
+def frame_rotation(frame) -> int:
+    """A decoded frame's display rotation in degrees, as PyAV reports it (0 for none or no frame)."""
     return int(getattr(frame, "rotation", 0) or 0)
 
 
+def display_rotation(path) -> int:
+    """The display rotation of the video's first frame (`frame_rotation`)."""
+    container, stream = open_video(path)
+    with container:
+        return frame_rotation(next(container.decode(stream), None))
+
+
 def _rotate(img, frame):
-    angle = int(getattr(frame, "rotation", 0) or 0) % 360
+    angle = frame_rotation(frame) % 360
     return img.rotate(angle, expand=True) if angle else img
 
 
@@ -107,7 +111,7 @@ def iter_sampled_frames(path, step: int = STEP, max_side: int | None = 640, coun
         for frame in container.decode(stream):
             if index % step == 0:
                 img = _rotate(frame.to_image(), frame)
-                rotation = int(getattr(frame, "rotation", 0) or 0) % 360
+                rotation = frame_rotation(frame) % 360
                 if max_side and max(img.size) > max_side:
                     img.thumbnail((max_side, max_side))
                 t = float(frame.time) if frame.time is not None else index / rate

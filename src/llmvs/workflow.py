@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import sys
 from pathlib import Path
 
 from llmvs import LlmvsError
@@ -109,9 +111,6 @@ def scripts_first_on_path() -> None:
     """Put the scripts folder of the running Python (the environment Snakemake was started from) first on
     PATH, so jobs find its `llmvs` without an activated environment; a conda job's own environment is
     still put before it."""
-    import os
-    import sys
-
     scripts = os.path.dirname(sys.executable)
     path = [p for p in os.environ.get("PATH", os.defpath).split(os.pathsep) if p and p != scripts]
     if scripts:
@@ -305,8 +304,6 @@ CPU_WINDOWS_PER_S = {"float32": 3.5, "bfloat16": 5.5}
 
 def estimate_message(config: dict, videos: dict[str, list[str]]) -> str:
     """One line saying how much LLM work is left and roughly how long it takes here."""
-    import os
-
     from llmvs.datasets import load_dataset
 
     spec = config["llms"][config["llm"]]
