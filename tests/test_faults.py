@@ -251,8 +251,26 @@ def test_scorer_of_another_hidden_size(tiny_benchmark, tmp_path, capsys):
     write_features(tmp_path / "small.arrow", v.picks, {"q": feats, "a": feats}, answer_score=np.ones(v.n_steps))
     with pytest.raises(LlmvsError) as err:
         step_scores(tmp_path / "small.arrow", tmp_path / "run" / "model.pt")
-    assert str(err.value) == (f"{tmp_path / 'run' / 'model.pt'}: trained on 24-d LLM states, but this LLM gives "
-                              "16-d states (use the scorer of the same LLM)")
+    assert str(err.value) == (f"{tmp_path / 'small.arrow'}: 16-d features, but {tmp_path / 'run' / 'model.pt'} was "
+                              "trained on 24-d ones (use the scorer of the same LLM and features)")
+
+
+def test_evaluate_with_a_scorer_of_another_llm(tiny_benchmark, tmp_path, capsys):
+    """`llmvs evaluate` of a scorer of 24-d states on a folder of 8-d ones names both files; writes nothing."""
+    root = tiny_benchmark
+    assert main(["train", "--annotations", str(root / "annotations.parquet"), "--embeddings-dir", str(root / "emb"),
+                 "--splits", str(root / "splits.json"), "--split", "0", "--out-dir", str(tmp_path / "run"),
+                 "--run-config", '{"epochs": 1, "d_model": 16, "dim_feedforward": 32}']) == 0
+    v = read_annotations(root / "annotations.parquet")["video_12"]
+    feats = np.ones((v.n_steps, 8), np.float32)
+    write_features(tmp_path / "small" / "video_12.arrow", v.picks, {"q": feats, "a": feats}, answer_score=np.ones(v.n_steps))
+    model = tmp_path / "run" / "model.pt"
+    assert fails(capsys, "evaluate", "--annotations", root / "annotations.parquet", "--splits", root / "splits.json",
+                 "--split", "0", "--method", "model", "--model", model, "--embeddings-dir", tmp_path / "small",
+                 "--shots-dir", root / "shots", "--out-dir", tmp_path / "eval") == (
+        f"llmvs: error: {tmp_path / 'small' / 'video_12.arrow'}: 8-d features, but {model} was trained on 24-d ones "
+        "(use the scorer of the same LLM and features)")
+    assert not (tmp_path / "eval").exists()
 
 
 def test_summarize_with_a_scorer_of_another_llm(tiny_benchmark, tmp_path, capsys):

@@ -59,10 +59,7 @@ def evaluate_split(annotations, splits_file, split: int, method: str, out_dir, *
         v = videos[key]
         if method == "model":
             x = load_video_features(embeddings_dir, v, ckpt["model_config"]["features"])
-            if x.shape[1] != ckpt["model_config"]["input_dim"]:
-                raise LlmvsError(f"{Path(embeddings_dir) / (key + '.arrow')}: {x.shape[1]}-d features, but {model_path} "
-                                 f"was trained on {ckpt['model_config']['input_dim']}-d ones (another LLM or features)")
-            scores = checkpoint_scores(model, ckpt, x)
+            scores = checkpoint_scores(model, ckpt, x, scorer=model_path, features=Path(embeddings_dir) / f"{key}.arrow")
         elif method == "zero_shot":
             emb = load_video_embeddings(embeddings_dir, v)
             scores = zero_shot_scores(emb.answer_score, emb.path)

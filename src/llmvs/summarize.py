@@ -152,10 +152,7 @@ def step_scores(embeddings, scorer: str | None) -> tuple[np.ndarray, str]:
 
     model, ckpt = load_model(scorer)
     x = feature_matrix(emb, ckpt["model_config"]["features"])
-    if x.shape[1] != ckpt["model_config"]["input_dim"]:
-        raise LlmvsError(f"{scorer}: trained on {ckpt['model_config']['input_dim']}-d LLM states, "
-                         f"but this LLM gives {x.shape[1]}-d states (use the scorer of the same LLM)")
-    return checkpoint_scores(model, ckpt, x).astype(np.float64), str(scorer)
+    return checkpoint_scores(model, ckpt, x, scorer=scorer, features=embeddings).astype(np.float64), str(scorer)
 
 
 def write_summary_video(src, out, change_points: np.ndarray, selected: np.ndarray, fps: float) -> float:

@@ -169,8 +169,13 @@ def smooth_scores(scores: np.ndarray, sigma: float) -> np.ndarray:
     return gaussian_filter1d(scores, sigma, mode="nearest") if sigma > 0 else scores
 
 
-def checkpoint_scores(model, ckpt: dict, x: np.ndarray) -> np.ndarray:
-    """A trained checkpoint's step scores for one video: its model's output, then its run's smoothing."""
+def checkpoint_scores(model, ckpt: dict, x: np.ndarray, *, scorer, features) -> np.ndarray:
+    """A trained checkpoint's step scores for one video: its model's output, then its run's smoothing.
+    `scorer` and `features` (the files `ckpt` and `x` came from) name both when their widths differ."""
+    expected = ckpt["model_config"]["input_dim"]
+    if x.shape[1] != expected:
+        raise LlmvsError(f"{features}: {x.shape[1]}-d features, but {scorer} was trained on {expected}-d ones "
+                         "(use the scorer of the same LLM and features)")
     return smooth_scores(predict(model, x), ckpt.get("train_config", {}).get("smooth_steps", 0.0))
 
 
