@@ -146,7 +146,9 @@ def caption_transformers(images, model_dir, batch_size: int = 8, max_new_tokens:
     model_dir = _model_dir(model_dir)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     proc = AutoProcessor.from_pretrained(model_dir)
-    model = AutoModelForImageTextToText.from_pretrained(model_dir).to(device).eval()
+    # weights in the checkpoint's own dtype (transformers' default "auto": float16 for LLaVA), loaded shard
+    # by shard straight onto the device: on a GPU a 7B captioner never needs 14 GB of host memory
+    model = AutoModelForImageTextToText.from_pretrained(model_dir, device_map=device).eval()
     tok = getattr(proc, "tokenizer", proc)
     tok.padding_side = "left"  # batched generation continues every row from its last real token
     prompt = vlm_prompt(proc) if takes_prompt(proc) else None
