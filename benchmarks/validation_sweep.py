@@ -61,6 +61,20 @@ OPTIONS.update({
 OPTIONS.update({f"{name}, smoothed σ 12": (OPTIONS[name][0], {**OPTIONS[name][1], "smooth_steps": 12})
                 for name in ("qa, 40 epochs, pearson loss", "qa, 20 epochs, attention dropout 0.1, pearson loss")})
 
+# each video's mean step subtracted first (`center`): the windows of one video share most of their pooled
+# state, and ranking within a video needs only what differs
+NEW_HEADLINE = OPTIONS["qa, 40 epochs, pearson loss"][1]
+OPTIONS.update({
+    "qa, 40 epochs, pearson loss, centred": ("llm", {**NEW_HEADLINE, "center": True}),
+    "q_text_mean+c_mean, 40 epochs, pearson loss, centred": (
+        "llm", {**NEW_HEADLINE, "features": ["q_text_mean", "c_mean"], "center": True}),
+    "tfidf q_text+c, 40 epochs, pearson loss": ("tfidf", {**NEW_HEADLINE, "features": ["q_text", "c"]}),
+    "tfidf q_text+c, 40 epochs, pearson loss, centred": ("tfidf", {**NEW_HEADLINE, "features": ["q_text", "c"],
+                                                                   "center": True})})
+OPTIONS.update({f"{name}, smoothed σ 12": (OPTIONS[name][0], {**OPTIONS[name][1], "smooth_steps": 12})
+                for name in ("qa, 40 epochs, pearson loss, centred", "q_text_mean+c_mean, 40 epochs, pearson loss, centred",
+                             "tfidf q_text+c, 40 epochs, pearson loss", "tfidf q_text+c, 40 epochs, pearson loss, centred")})
+
 
 def model_slug(name: str, options: dict) -> str:
     """Work folder of an option's models. Smoothing is applied after training, so an option that differs

@@ -90,6 +90,34 @@ def test_unpadded_videos_skip_the_mask_with_the_same_numbers(attention_dropout):
     torch.testing.assert_close(both[0], model(x)[0])
 
 
+def test_centred_model_sees_only_what_differs_within_a_video(tiny_benchmark, tmp_path):
+    """`center`: adding one vector to every step of a video leaves its scores unchanged; a padded batch
+    centres each video by its own steps; with `standardize`, the stored statistics are of centred steps."""
+    rng = np.random.default_rng(6)
+    x = torch.as_tensor(rng.random((1, 30, 12)), dtype=torch.float32)
+    shift = torch.as_tensor(rng.random(12) * 5, dtype=torch.float32)
+    model = GlobalAggregator(ModelConfig(input_dim=12, d_model=32, dim_feedforward=64, center=True)).eval()
+    plain = GlobalAggregator(ModelConfig(input_dim=12, d_model=32, dim_feedforward=64)).eval()
+    plain.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(model(x + shift), model(x), rtol=1e-5, atol=1e-6)
+        assert not torch.allclose(plain(x + shift), plain(x), rtol=1e-3, atol=1e-4)  # the invariance is the option's
+        torch.testing.assert_close(model(x), plain(x - x.mean(1, keepdim=True)))
+        pad = torch.zeros(2, 30, dtype=torch.bool)
+        pad[1, 18:] = True
+        both = model(torch.cat([x, x + shift]), pad)
+        torch.testing.assert_close(both[1, :18], model(x[:, :18])[0], rtol=1e-5, atol=1e-6)
+    from llmvs.train import load_model
+
+    _train(tiny_benchmark, 0, tmp_path / "c", epochs=1, center=True, standardize=True)
+    trained, ckpt = load_model(tmp_path / "c" / "model.pt")
+    steps = np.concatenate([(f := feature_matrix(read_embeddings(tiny_benchmark / "emb" / f"{k}.arrow"), "qa"))
+                            - f.mean(0) for k in ckpt["fit_keys"]])
+    member = trained.members[0] if hasattr(trained, "members") else trained
+    assert member.cfg.center and np.allclose(member.in_mean.numpy(), steps.mean(0), atol=1e-5)  # ~0: centred
+    assert np.allclose(member.in_std.numpy(), steps.std(0, ddof=1), rtol=1e-4)
+
+
 def test_trainer_masks_only_padded_batches(tiny_benchmark, tmp_path, monkeypatch):
     seen = []
     forward = GlobalAggregator.forward

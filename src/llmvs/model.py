@@ -33,6 +33,7 @@ class ModelConfig:
     positional_encoding: bool = False  # parity: the authors' encoder has none
     input_norm: bool = False  # LayerNorm on the LLM states first: tames their few huge outlier dimensions
     standardize: bool = False  # z-score each input dimension by the fitting videos' mean and std (stored buffers)
+    center: bool = False  # subtract each video's mean step first (what all its windows share), before `standardize`
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -45,6 +46,14 @@ def _sinusoid(t: int, d: int, device) -> torch.Tensor:
     pe[:, 0::2] = torch.sin(pos * div)
     pe[:, 1::2] = torch.cos(pos * div[: d // 2])
     return pe
+
+
+def center_steps(x: torch.Tensor, padding: torch.Tensor | None = None) -> torch.Tensor:
+    """x [B, T, D] minus each video's mean over its unpadded steps (padding [B, T], True = padding)."""
+    if padding is None:
+        return x - x.mean(1, keepdim=True)
+    keep = (~padding).unsqueeze(-1).to(x.dtype)
+    return x - (x * keep).sum(1, keepdim=True) / keep.sum(1, keepdim=True)
 
 
 class GlobalAggregator(nn.Module):
@@ -79,6 +88,8 @@ class GlobalAggregator(nn.Module):
 
     def forward(self, x: torch.Tensor, padding: torch.Tensor | None = None) -> torch.Tensor:
         """x: [B, T, D] (padding: [B, T], True where a shorter video is padded) -> scores [B, T] in (0, 1)."""
+        if self.cfg.center:
+            x = center_steps(x, padding)
         if self.cfg.standardize:
             x = (x - self.in_mean) / self.in_std
         z = self.proj(x)

@@ -46,6 +46,7 @@ class TrainConfig:
     positional_encoding: bool = False
     input_norm: bool = False  # parity: not in the authors' model
     standardize: bool = False  # parity: not in the authors' model; z-score inputs by the fitting videos' statistics
+    center: bool = False  # parity: not in the authors' model; subtract each video's mean step from its steps
     epochs: int = 60
     lr: float = 1e-4
     weight_decay: float = 0.01
@@ -199,7 +200,7 @@ def model_config(cfg: TrainConfig, input_dim: int):
     return ModelConfig(input_dim=input_dim, features=cfg.features, aggregator=cfg.aggregator, d_model=cfg.d_model,
                        layers=cfg.layers, heads=cfg.heads, dim_feedforward=cfg.dim_feedforward, dropout=cfg.dropout,
                        attention_dropout=cfg.attention_dropout, positional_encoding=cfg.positional_encoding,
-                       input_norm=cfg.input_norm, standardize=cfg.standardize)
+                       input_norm=cfg.input_norm, standardize=cfg.standardize, center=cfg.center)
 
 
 def video_losses(pred, y, pad, loss: str = "mse"):
@@ -251,12 +252,13 @@ def _fit_member(cfg: TrainConfig, mcfg, seed: int, data: dict, evaluate, device,
     import torch
     from tqdm import tqdm
 
-    from llmvs.model import GlobalAggregator
+    from llmvs.model import GlobalAggregator, center_steps
 
     seed_everything(seed)
     model = GlobalAggregator(mcfg).to(device)
-    if mcfg.standardize:
-        model.set_standardization(torch.cat([data["x"][k] for k in data["fit"]]))
+    if mcfg.standardize:  # statistics of the steps as the model sees them
+        steps = [center_steps(data["x"][k][None])[0] if mcfg.center else data["x"][k] for k in data["fit"]]
+        model.set_standardization(torch.cat(steps))
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.t_max or cfg.epochs, eta_min=cfg.eta_min)
     use_amp = cfg.amp and device.type == "cuda"
