@@ -118,6 +118,7 @@ def main(argv=None) -> None:
         write_csv(rows, sys.stdout)
         return
     out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
     tables = {out: rows}
     if args.results:
         tables[out.parent / "llm-stage-times.csv"] = llm_job_rows(Path(args.results))
