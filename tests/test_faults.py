@@ -237,34 +237,39 @@ def test_answers_without_a_number_take_the_median(tiny_benchmark, tmp_path):
     assert np.array_equal(scores, np.where(np.isnan(answers), 4.0, answers))
 
 
+def train_tiny_scorer(root, out):
+    """A one-epoch scorer of the tiny benchmark's 24-d states; returns its model.pt."""
+    assert main(["train", "--annotations", str(root / "annotations.parquet"), "--embeddings-dir", str(root / "emb"),
+                 "--splits", str(root / "splits.json"), "--split", "0", "--out-dir", str(out),
+                 "--run-config", '{"epochs": 1, "d_model": 16, "dim_feedforward": 32}']) == 0
+    return out / "model.pt"
+
+
+def write_narrow_states(root, path, width: int) -> None:
+    """An embeddings file of the test video video_12 whose q and a columns are `width`-d."""
+    v = read_annotations(root / "annotations.parquet")["video_12"]
+    feats = np.ones((v.n_steps, width), np.float32)
+    write_features(path, v.picks, {"q": feats, "a": feats}, answer_score=np.ones(v.n_steps))
+
+
 def test_scorer_of_another_hidden_size(tiny_benchmark, tmp_path, capsys):
     """A scorer trained on 24-d states, applied to a 16-d LLM's states."""
     from llmvs import LlmvsError
     from llmvs.summarize import step_scores
 
-    root = tiny_benchmark
-    assert main(["train", "--annotations", str(root / "annotations.parquet"), "--embeddings-dir", str(root / "emb"),
-                 "--splits", str(root / "splits.json"), "--split", "0", "--out-dir", str(tmp_path / "run"),
-                 "--run-config", '{"epochs": 1, "d_model": 16, "dim_feedforward": 32}']) == 0
-    v = read_annotations(root / "annotations.parquet")["video_12"]
-    feats = np.ones((v.n_steps, 16), np.float32)
-    write_features(tmp_path / "small.arrow", v.picks, {"q": feats, "a": feats}, answer_score=np.ones(v.n_steps))
+    model = train_tiny_scorer(tiny_benchmark, tmp_path / "run")
+    write_narrow_states(tiny_benchmark, tmp_path / "small.arrow", 16)
     with pytest.raises(LlmvsError) as err:
-        step_scores(tmp_path / "small.arrow", tmp_path / "run" / "model.pt")
-    assert str(err.value) == (f"{tmp_path / 'small.arrow'}: 16-d features, but {tmp_path / 'run' / 'model.pt'} was "
+        step_scores(tmp_path / "small.arrow", model)
+    assert str(err.value) == (f"{tmp_path / 'small.arrow'}: 16-d features, but {model} was "
                               "trained on 24-d ones (use the scorer of the same LLM and features)")
 
 
 def test_evaluate_with_a_scorer_of_another_llm(tiny_benchmark, tmp_path, capsys):
     """`llmvs evaluate` of a scorer of 24-d states on a folder of 8-d ones names both files; writes nothing."""
     root = tiny_benchmark
-    assert main(["train", "--annotations", str(root / "annotations.parquet"), "--embeddings-dir", str(root / "emb"),
-                 "--splits", str(root / "splits.json"), "--split", "0", "--out-dir", str(tmp_path / "run"),
-                 "--run-config", '{"epochs": 1, "d_model": 16, "dim_feedforward": 32}']) == 0
-    v = read_annotations(root / "annotations.parquet")["video_12"]
-    feats = np.ones((v.n_steps, 8), np.float32)
-    write_features(tmp_path / "small" / "video_12.arrow", v.picks, {"q": feats, "a": feats}, answer_score=np.ones(v.n_steps))
-    model = tmp_path / "run" / "model.pt"
+    model = train_tiny_scorer(root, tmp_path / "run")
+    write_narrow_states(root, tmp_path / "small" / "video_12.arrow", 8)
     assert fails(capsys, "evaluate", "--annotations", root / "annotations.parquet", "--splits", root / "splits.json",
                  "--split", "0", "--method", "model", "--model", model, "--embeddings-dir", tmp_path / "small",
                  "--shots-dir", root / "shots", "--out-dir", tmp_path / "eval") == (
@@ -278,14 +283,10 @@ def test_summarize_with_a_scorer_of_another_llm(tiny_benchmark, tmp_path, capsys
     found from the LLM's config before it runs."""
     from llmvs.llm import SMOLLM2_ID
 
-    root = tiny_benchmark
-    assert main(["train", "--annotations", str(root / "annotations.parquet"), "--embeddings-dir", str(root / "emb"),
-                 "--splits", str(root / "splits.json"), "--split", "0", "--out-dir", str(tmp_path / "run"),
-                 "--run-config", '{"epochs": 1, "d_model": 16, "dim_feedforward": 32}']) == 0
+    model = train_tiny_scorer(tiny_benchmark, tmp_path / "run")
     clip = make_clip(tmp_path / "clip.mp4", n_frames=31)
     captions = tmp_path / "clip.csv"
     captions.write_text("frame_index,caption\n0,a white square\n15,a square moves right\n30,a dark frame\n")
-    model = tmp_path / "run" / "model.pt"
     assert fails(capsys, "summarize", clip, "--captions", captions, "--scorer", model, "--out", tmp_path / "out") == (
         f"llmvs: error: {model}: trained on 24-d LLM states, but this LLM ({SMOLLM2_ID}) gives 576-d states: "
         f"pass --scorer FILE trained with {SMOLLM2_ID}, or --zero-shot")
