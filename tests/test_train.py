@@ -9,7 +9,7 @@ from llmvs.embeddings import feature_matrix, read_embeddings
 from llmvs.model import GlobalAggregator, ModelConfig
 from llmvs.report import aggregate
 from llmvs.scoring import evaluate_split
-from llmvs.train import TrainConfig, smooth_scores, train_split, validation_keys, video_losses
+from llmvs.train import TrainConfig, load_model, smooth_scores, train_split, validation_keys, video_losses
 
 @pytest.mark.parametrize("features", ["qa", "q", "a", ["c", "q"]])
 @pytest.mark.parametrize("aggregator", ["attention", "mlp"])
@@ -107,13 +107,11 @@ def test_centred_model_sees_only_what_differs_within_a_video(tiny_benchmark, tmp
         pad[1, 18:] = True
         both = model(torch.cat([x, x + shift]), pad)
         torch.testing.assert_close(both[1, :18], model(x[:, :18])[0], rtol=1e-5, atol=1e-6)
-    from llmvs.train import load_model
-
     _train(tiny_benchmark, 0, tmp_path / "c", epochs=1, center=True, standardize=True)
     trained, ckpt = load_model(tmp_path / "c" / "model.pt")
     steps = np.concatenate([(f := feature_matrix(read_embeddings(tiny_benchmark / "emb" / f"{k}.arrow"), "qa"))
                             - f.mean(0) for k in ckpt["fit_keys"]])
-    member = trained.members[0] if hasattr(trained, "members") else trained
+    member = trained.members[0]  # load_model wraps even one model in an Ensemble
     assert member.cfg.center and np.allclose(member.in_mean.numpy(), steps.mean(0), atol=1e-5)  # ~0: centred
     assert np.allclose(member.in_std.numpy(), steps.std(0, ddof=1), rtol=1e-4)
 

@@ -52,8 +52,8 @@ def display_rotation(path) -> int:
         return frame_rotation(next(container.decode(stream), None))
 
 
-def _rotate(img, frame):
-    angle = frame_rotation(frame) % 360
+def _rotate(img, angle: int):
+    """The image turned by a display rotation in [0, 360) degrees."""
     return img.rotate(angle, expand=True) if angle else img
 
 
@@ -110,8 +110,8 @@ def iter_sampled_frames(path, step: int = STEP, max_side: int | None = 640, coun
     try:
         for frame in container.decode(stream):
             if index % step == 0:
-                img = _rotate(frame.to_image(), frame)
                 rotation = frame_rotation(frame) % 360
+                img = _rotate(frame.to_image(), rotation)
                 if max_side and max(img.size) > max_side:
                     img.thumbnail((max_side, max_side))
                 t = float(frame.time) if frame.time is not None else index / rate
