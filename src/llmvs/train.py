@@ -4,7 +4,7 @@ MSE against `gtscore`, AdamW, cosine schedule, one video per step (gradient accu
 optional), fixed and recorded seeds; AMP (fp16) on CUDA. Model selection never looks at test
 videos: a deterministic validation subset is carved from the split's training keys and the
 checkpoint is chosen by validation loss (`val_loss`, the default), validation correlation
-(`val_rho`) or simply the last epoch (`last`). The paper's protocol (`test_rho`: the epoch with
+(`val_rho`, `val_tau`) or simply the last epoch (`last`). The paper's protocol (`test_rho`: the epoch with
 the best *test* rho) exists only for comparison, and its rows are labelled as such.
 
 Writes `model.pt` (weights, model config, feature schema, selection), `train_log.csv` and
