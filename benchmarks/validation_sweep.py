@@ -138,6 +138,21 @@ def table(csv: Path) -> str:
     return "\n".join(rows)
 
 
+def add_sweep_arguments(p, work: str, out: str) -> None:
+    """The arguments every sweep script shares: which trainings, how many at once, where results go."""
+    p.add_argument("--datasets", nargs="*", default=["tvsum", "summe"])
+    p.add_argument("--splits", nargs="*", type=int, default=[0, 1, 2, 3, 4])
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--work", default=work)
+    p.add_argument("--out", default=out)
+    p.add_argument("--table", action="store_true", help="print the Markdown table of --out and exit")
+
+
+def split_files() -> dict:
+    data = Path(__file__).resolve().parents[1] / "data" / "splits"
+    return {ds: str(data / f"{ds}_splits.json") for ds in ("summe", "tvsum")}
+
+
 def main() -> int:
     from multiprocessing import get_context
 
@@ -147,12 +162,7 @@ def main() -> int:
     p.add_argument("--llm", default="smollm2")
     p.add_argument("--options", nargs="*", help="names from OPTIONS (default: all)")
     p.add_argument("--extra", help="JSON {name: [encoder, training keys]} of more options")
-    p.add_argument("--datasets", nargs="*", default=["tvsum", "summe"])
-    p.add_argument("--splits", nargs="*", type=int, default=[0, 1, 2, 3, 4])
-    p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--work", default="/tmp/llmvs-sweep")
-    p.add_argument("--out", default="benchmarks/results-cpu2/validation-sweep.csv")
-    p.add_argument("--table", action="store_true", help="print the Markdown table of --out and exit")
+    add_sweep_arguments(p, work="/tmp/llmvs-sweep", out="benchmarks/results-cpu2/validation-sweep.csv")
     a = p.parse_args()
     if a.table:
         print(table(Path(a.out)))
@@ -161,8 +171,7 @@ def main() -> int:
     if a.extra:
         options.update({k: tuple(v) for k, v in json.loads(a.extra).items()})
     names = a.options or list(options)
-    data = Path(__file__).resolve().parents[1] / "data" / "splits"
-    splits = {ds: str(data / f"{ds}_splits.json") for ds in ("summe", "tvsum")}
+    splits = split_files()
     jobs = [{"option": n, "slug": model_slug(n, options), "encoder": options[n][0],
              "training": options[n][1], "dataset": ds, "split": s, "results": a.results, "captioner": a.captioner,
              "llm": a.llm, "splits": splits, "work": a.work} for n in names for ds in a.datasets for s in a.splits]
