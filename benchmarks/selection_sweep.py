@@ -40,9 +40,8 @@ def per_video_log(job: dict) -> list[dict]:
     def recording(video, scores, change_points, users=None):
         out = real(video, scores, change_points, users)
         smooth = real(video, train.smooth_scores(scores, cfg.smooth_steps), change_points, users)
-        p, y = scores - scores.mean(), video.gtscore - video.gtscore.mean()
-        loss = 1 - (p * y).sum() / (np.sqrt((p ** 2).sum() * (y ** 2).sum()) + 1e-8) if cfg.loss == "pearson" \
-            else float(np.mean((scores - video.gtscore) ** 2))
+        pred, y = torch.as_tensor(scores)[None], torch.as_tensor(video.gtscore)[None]
+        loss = train.video_losses(pred, y, torch.zeros_like(y, dtype=torch.bool), cfg.loss)[0]
         rows.append({"video": video.key, "loss": float(loss), "tau": out["tau"], "rho": out["rho"],
                      "smooth_tau": smooth["tau"], "smooth_rho": smooth["rho"]})
         return out
