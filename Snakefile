@@ -9,7 +9,7 @@ from snakemake.utils import min_version, validate
 
 from llmvs import LlmvsError
 
-from llmvs.datasets import annotation_files
+from llmvs.datasets import annotation_files, kts_path
 from llmvs.workflow import (
     benchmark_video_file,
     caption_args,

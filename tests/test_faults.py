@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from conftest import write_features
+from conftest import DATA, write_features
 
 from llmvs.cli import main
 from llmvs.datasets import read_annotations
@@ -195,6 +195,28 @@ def test_caption_csv_with_byte_order_mark_is_read(three_step_frames, tmp_path):
     assert main(["captions", "--backend", "import", "--frames", str(three_step_frames), "--source", str(source),
                  "--out", str(out)]) == 0
     assert read_captions(out)[1] == ["a café", "b", "c"]
+
+
+# --- shots ------------------------------------------------------------------------------------
+
+def test_kts_change_points_with_a_gap(tiny_benchmark, tmp_path, capsys):
+    """One shot of video_11 starts a frame late: `llmvs shots` names the file and the video, writes nothing."""
+    import gzip
+
+    from llmvs.datasets import kts_path
+
+    with gzip.open(kts_path("summe", DATA), "rt") as f:
+        data = json.load(f)
+    name = read_annotations(tiny_benchmark / "annotations.parquet")["video_11"].caption_key
+    data["videos"][name]["change_points"][2][0] += 1
+    bad = tmp_path / "kts.json"
+    bad.write_text(json.dumps(data))
+    out = tmp_path / "shots"
+    assert fails(capsys, "shots", "--change-points", bad, "--annotations", tiny_benchmark / "annotations.parquet",
+                 "--video", "video_11", "--out", out / "video_11.parquet") == (
+        f"llmvs: error: {bad}: video_11 ({name}): change points do not tile its 1612 frames "
+        "(shots must be contiguous, non-empty [start, end] ranges)")
+    assert files_in(out) == []
 
 
 # --- features, answers and scorers --------------------------------------------------------------

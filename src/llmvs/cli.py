@@ -21,8 +21,9 @@ def _annotations(a):
 def _shots(a):
     from llmvs.shots import run_shots
 
-    run_shots(out=a.out, captions=a.captions, frames=a.frames, annotations=a.annotations,
-              video=a.video, shot_seconds=a.shot_seconds, min_shot_seconds=a.min_shot_seconds)
+    run_shots(out=a.out, captions=a.captions, frames=a.frames, change_points=a.change_points,
+              annotations=a.annotations, video=a.video, shot_seconds=a.shot_seconds,
+              min_shot_seconds=a.min_shot_seconds)
 
 
 def _frames(a):
@@ -170,8 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True)
     s.set_defaults(func=_annotations)
 
-    s = sub.add_parser("shots", help="kernel change-point shots -> shots/{video}.parquet")
+    s = sub.add_parser("shots", help="a video's shots (shipped KTS or detected) -> shots/{video}.parquet")
     src = s.add_mutually_exclusive_group(required=True)
+    src.add_argument("--change-points", help="the benchmark's KTS change points (data/<dataset>/kts_change_points.json.gz)")
     src.add_argument("--captions", help="captions Parquet: TF-IDF caption features")
     src.add_argument("--frames", help="frames Parquet: colour-histogram features")
     s.add_argument("--annotations", help="annotations.parquet (n_frames/fps of a benchmark video)")

@@ -170,18 +170,54 @@ def load_splits(name: str, data_dir: str | os.PathLike | None = None) -> list[di
 
 
 def load_caption_json(path: str | os.PathLike) -> dict[str, dict]:
-    """Read a caption file in the shipped format (`.json` or `.json.gz`)."""
+    """Read a JSON file of the shipped data (`.json` or `.json.gz`): captions, change points."""
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(_require(path), "rt") as f:
             return json.load(f)
     except (ValueError, OSError) as err:
-        raise LlmvsError(f"{path}: not a caption JSON file ({err})") from None
+        raise LlmvsError(f"{path}: not a readable JSON file ({err})") from None
 
 
 def shipped_captions_path(name: str, captioner: str = "blip", data_dir=None) -> Path:
     return Path(data_dir or default_data_dir()) / "captions" / captioner / f"{name}_captions.json.gz"
+
+
+def kts_path(name: str, data_dir=None) -> Path:
+    """The eccv16 KTS change points of a benchmark (`kts_change_points.json`, or its `.gz`)."""
+    _check_dataset(name)
+    plain = Path(data_dir or default_data_dir()) / name / "kts_change_points.json"
+    return plain if plain.exists() else plain.with_name(plain.name + ".gz")
+
+
+def load_change_points(path, videos: dict[str, Video]) -> dict[str, np.ndarray]:
+    """`video_N` -> int [n_shots, 2] inclusive shots from a change-point JSON (the shipped KTS layout:
+    `{"videos": {name: {"h5_key_assumed", "n_frames", "change_points"}}}`, keyed as the caption files are),
+    each checked against the annotations: same key, same `n_frames`, shots that tile the frames."""
+    from llmvs.evaluation import check_shots
+
+    path = Path(path)
+    try:
+        entries = load_caption_json(path)["videos"]
+    except (LlmvsError, KeyError, TypeError) as err:
+        raise LlmvsError(f"{path}: not a change-point JSON ({err})") from None
+    out = {}
+    for key, v in videos.items():
+        entry = entries.get(v.caption_key)
+        if entry is None:
+            raise LlmvsError(f"{path}: no change points for {key} ({v.caption_key})")
+        if entry.get("h5_key_assumed", key) != key:
+            raise LlmvsError(f"{path}: {v.caption_key} is {entry['h5_key_assumed']} there, but {key} in the annotations")
+        if int(entry.get("n_frames", v.n_frames)) != v.n_frames:
+            raise LlmvsError(f"{path}: {key} ({v.caption_key}) has {entry['n_frames']} frames there, "
+                             f"but {v.n_frames} in the annotations")
+        try:
+            out[key] = check_shots(entry["change_points"], v.n_frames)
+        except (LlmvsError, KeyError, TypeError, ValueError) as err:
+            raise LlmvsError(f"{path}: {key} ({v.caption_key}): change points do not tile its {v.n_frames} frames "
+                             f"({err})") from None
+    return out
 
 
 # --- the `annotations` stage: one Parquet row per video -------------------------------------

@@ -1,10 +1,12 @@
-"""Shot boundaries by kernel change-point detection on per-step features.
+"""Shots: the benchmark's own KTS shots, or kernel change-point detection on per-step features.
 
-The benchmark's own shots (KTS on GoogLeNet features, inside the eccv16 h5 files) are not
-available, so the project computes its own with `ruptures.KernelCPD` (linear kernel on
-L2-normalised features, exact dynamic programme). The number of shots is fixed by a documented
-rule rather than a penalty to tune: one shot per `shot_seconds` of video (default 4 s, close to
-the 2-5 s average of the benchmark's KTS shots), never shorter than `min_shot_seconds`.
+Benchmark videos take the eccv16 KTS shots (the `change_points` of the h5 files, shipped in
+`data/<dataset>/kts_change_points.json.gz`): every published F1 and SumMe tau/rho is computed on
+them. Other videos (and the benchmarks with `shots: {source: captions}`) get shots from
+`ruptures.KernelCPD` (linear kernel on L2-normalised features, exact dynamic programme). The number
+of shots is fixed by a documented rule rather than a penalty to tune: one shot per `shot_seconds`
+of video (default 4 s, close to the 2-5 s average of the KTS shots), never shorter than
+`min_shot_seconds`.
 
 Features: for benchmark videos, TF-IDF vectors of the frame captions (a caption change is a
 scene change); for decoded videos, colour histograms of the sampled frames.
@@ -59,7 +61,6 @@ def detect_shots(features: np.ndarray, n_frames: int, picks, fps: float,
     """Inclusive [start, end] frame ranges tiling [0, n_frames - 1], cut between sampled steps."""
     import ruptures as rpt
 
-    # parity: the benchmark's shots are KTS on GoogLeNet features (eccv16 h5, not available)
     feats = np.asarray(features, dtype=np.float64)
     picks = np.asarray(picks, dtype=np.int64)
     n_steps = len(picks)
@@ -116,22 +117,35 @@ def split_shots(change_points, max_frames: int, picks) -> tuple[np.ndarray, np.n
     return np.array(pieces, dtype=np.int64).reshape(-1, 2), np.array(origin, dtype=np.int64)
 
 
-def run_shots(out, captions=None, frames=None, annotations=None, video=None,
+def run_shots(out, captions=None, frames=None, change_points=None, annotations=None, video=None,
               shot_seconds: float = 4.0, min_shot_seconds: float = 1.0) -> None:
-    """The `shots` stage: features from a captions or frames Parquet -> shots Parquet."""
+    """The `shots` stage -> shots Parquet: a benchmark video's shipped change points (`change_points`
+    JSON), or change points detected on features of a captions or frames Parquet."""
     import pyarrow as pa
 
     from llmvs.io import read_parquet, table_metadata, write_parquet
 
-    source = captions or frames
-    table = read_parquet(source, "captions" if captions else "frames")
-    meta = table_metadata(table)
+    videos = None
     if annotations:
         from llmvs.datasets import read_annotations
 
         videos = read_annotations(annotations)
         if video not in videos:
             raise LlmvsError(f"{annotations}: no video {video!r}")
+    if change_points:
+        if videos is None:
+            raise LlmvsError(f"{change_points}: shipped change points need --annotations and --video")
+        from llmvs.datasets import load_change_points
+
+        v = videos[video]
+        cps = load_change_points(change_points, {video: v})[video]
+        write_parquet(pa.table({"start": cps[:, 0], "end": cps[:, 1]}), out,
+                      metadata={"n_frames": v.n_frames, "fps": v.fps, "source": str(change_points)})
+        return
+    source = captions or frames
+    table = read_parquet(source, "captions" if captions else "frames")
+    meta = table_metadata(table)
+    if videos is not None:
         n_frames, fps = videos[video].n_frames, videos[video].fps
     elif "n_frames" in meta and "fps" in meta:
         n_frames, fps = int(meta["n_frames"]), float(meta["fps"])

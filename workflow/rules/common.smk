@@ -1,4 +1,6 @@
 # Input functions shared by the rule files (the logic they call lives in llmvs.workflow).
+import shlex
+
 from llmvs.summarize import SHIPPED_SCORER, file_sha256
 from llmvs.workflow import RELEASE_DATASETS, RELEASE_SETTING, release_config
 
@@ -30,6 +32,24 @@ def _run_embeddings(wc):
 
 def _shots(wc):
     return expand("results/{dataset}/shots/{video}.parquet", dataset=wc.dataset, video=VIDEOS[wc.dataset])
+
+
+def _shots_inputs(wc):
+    """A benchmark video's shots: the shipped KTS change points (`shots: {source: kts}`, the default)
+    or change points detected on its captions (`source: captions`)."""
+    shots = config["shots"]
+    if shots.get("source", "kts") == "kts":
+        return {"annotations": _annotations(wc.dataset), "change_points": str(kts_path(wc.dataset, config["data_dir"]))}
+    captioner = shots.get("captioner", "blip")
+    return {"annotations": _annotations(wc.dataset), "captions": f"results/{wc.dataset}/captions/{captioner}/{wc.video}.parquet"}
+
+
+def _shots_args(wc, input):
+    if "change_points" in input.keys():
+        return f"--change-points {shlex.quote(input.change_points)}"
+    shots = config["shots"]
+    return (f"--captions {input.captions} --shot-seconds {shots.get('shot_seconds', 4.0)}"
+            f" --min-shot-seconds {shots.get('min_shot_seconds', 1.0)}")
 
 
 def _run_dir(wc):

@@ -34,19 +34,16 @@ rule detect_shots:
     conda:
         "../../envs/base.yaml"
     input:
-        captions=lambda wc: f"results/{wc.dataset}/captions/{config['shots'].get('captioner', 'blip')}/{wc.video}.parquet",
-        annotations=rules.build_annotations.output,
+        unpack(_shots_inputs),
     output:
         "results/{dataset}/shots/{video}.parquet",
     log:
         "results/logs/detect_shots/{dataset}/{video}.log",
     params:
-        shot_seconds=config["shots"].get("shot_seconds", 4.0),
-        min_shot_seconds=config["shots"].get("min_shot_seconds", 1.0),
+        args=_shots_args,
     resources:
         runtime=5,
         mem_mb=1000,
     shell:
-        "llmvs shots --captions {input.captions} --annotations {input.annotations} --video {wildcards.video}"
-        " --shot-seconds {params.shot_seconds} --min-shot-seconds {params.min_shot_seconds}"
+        "llmvs shots {params.args} --annotations {input.annotations} --video {wildcards.video}"
         " --out {output} > {log} 2>&1"
