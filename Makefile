@@ -1,5 +1,6 @@
 # make run   : set up .venv if missing, then run the default pipeline (both benchmarks)
 # make test  : set up .venv if missing, then run the test suite
+# make release: (maintainers) copy the scorer `make run` built under results/scorers/ into the package
 VENV   ?= .venv
 PYTHON ?= python3
 BIN     = $(VENV)/bin
@@ -7,7 +8,7 @@ CORES  ?= all
 # the workflow's rules call `llmvs`: put the environment's scripts first on PATH
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: run test venv bench clean
+.PHONY: run test venv bench release clean
 
 venv: $(VENV)/.installed
 
@@ -26,6 +27,9 @@ run: venv
 
 test: venv
 	$(BIN)/python -m pytest -q
+
+release: venv
+	$(BIN)/snakemake --profile local --cores $(CORES) release_scorer
 
 bench: venv
 	$(BIN)/llmvs bench prompts --windows 64 --out results/bench/prompts.json

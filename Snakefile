@@ -20,7 +20,6 @@ from llmvs.workflow import (
     exemplar_inputs,
     lineage,
     llm_args,
-    llm_batches,
     model_folders,
     model_input,
     prompts_args,
@@ -30,11 +29,13 @@ from llmvs.workflow import (
     run_method,
     scripts_first_on_path,
     settings,
+    smooth_steps,
     tfidf_jobs,
     train_config,
     user_captions,
     user_videos,
     video_keys,
+    video_steps,
 )
 
 min_version("9.0")
@@ -97,9 +98,10 @@ rule all:
     input:
         "results/summary.csv",
         "results/summary.png",
-        # the shipped scorer, when this configuration is the one it is made from
+        # the scorer `llmvs summarize` ships with, rebuilt from this run (results/scorers/), when this
+        # configuration is the one it is made from
         (
-            rules.release_scorer.output
+            rules.build_scorer.output
             if (config["captioner"], config["llm"]) == RELEASE_SETTING
             and set(config["datasets"]) == {"summe", "tvsum"}
             else []

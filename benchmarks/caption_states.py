@@ -75,7 +75,7 @@ def encode_captions(tok, model, captions: list[str], batch_size: int = 64, progr
 
 def window_columns(final: np.ndarray, mid: np.ndarray) -> dict[str, np.ndarray]:
     """Every column of COLUMNS for one video from its per-step caption vectors."""
-    from llmvs.prompts import window_indices
+    from llmvs.prompt_builder import window_indices
     from llmvs.tfidf import window_features  # q_text (window max) and c, as the TF-IDF control's
 
     cols = {}

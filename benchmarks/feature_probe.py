@@ -41,7 +41,8 @@ def main() -> int:
     from llmvs.datasets import read_annotations
     from llmvs.embeddings import feature_matrix, read_embeddings
     from llmvs.shots import read_shots
-    from llmvs.train import validation_keys, video_metrics
+    from llmvs.evaluation import video_metrics
+    from llmvs.train import validation_keys
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--results", default="results")

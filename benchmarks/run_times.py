@@ -4,13 +4,12 @@
         --results results
 
 Every job's start ("[date]" then "rule NAME:" / "localrule NAME:") and end ("Finished jobid: N") are
-read from the log (one-second resolution). A stage is a rule, with the per-batch LLM rules
-(`embed_windows_<captioner>_<llm>_<dataset>_<k>`, `encode_tfidf_<captioner>_<dataset>`) counted as
-one. Per stage: jobs, job-seconds (the sum of its jobs' durations), and its wall-clock span (first
-start to last end); the `total` row is the whole run, from the controller's first job to its last.
-Writes CSV so runs can be compared. With `--results`, also the LLM jobs (`llm-stage-times.csv`:
-videos and windows from each job's log, time, memory and CPU time from its Snakemake benchmark file)
-and the trainings (`train-times.csv`), beside `--out`.
+read from the log (one-second resolution). A stage is a rule, with the per-benchmark rules
+(`encode_tfidf_<captioner>_<dataset>`) counted as one. Per stage: jobs, job-seconds (the sum of its
+jobs' durations), and its wall-clock span (first start to last end); the `total` row is the whole run,
+from the controller's first job to its last. Writes CSV so runs can be compared. With `--results`, also
+the LLM jobs (`llm-stage-times.csv`, one per video: windows from the job's log, time, memory and CPU
+time from its Snakemake benchmark file) and the trainings (`train-times.csv`), beside `--out`.
 """
 
 from __future__ import annotations
@@ -26,7 +25,7 @@ _STAMP = re.compile(r"^\[(\w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4})\]$")
 _RULE = re.compile(r"^(?:local)?rule (\S+):$")
 _JOBID = re.compile(r"^\s+jobid: (\d+)$")
 _FINISHED = re.compile(r"^Finished jobid: (\d+)")
-_PER_SETTING = ("embed_windows", "encode_tfidf")  # rules generated per captioner/LLM/dataset(/batch)
+_PER_SETTING = ("encode_tfidf",)  # rules generated per captioner/dataset
 
 
 def stage_of(rule: str) -> str:
@@ -75,15 +74,16 @@ def _benchmark(path: Path) -> dict:
 
 
 def llm_job_rows(results: Path) -> list[dict]:
-    rows = []
-    for path in sorted((results / "benchmarks/embed_windows").glob("*.tsv"),
-                       key=lambda p: (p.stem.rsplit("_", 2)[-2], int(p.stem.rsplit("_", 1)[1]))):
-        b, log = _benchmark(path), (results / "logs/embed_windows" / f"{path.stem}.log").read_text()
-        windows = dict(re.findall(r"prompts (\S+): 100%\|[^|]*\| (\d+)/\d+", log.replace("\r", "\n")))
-        n, seconds = sum(map(int, windows.values())), float(b["s"])
-        rows.append({"job": path.stem, "videos": len(windows), "windows": n, "seconds": seconds,
-                     "windows_per_s": round(n / seconds, 2), "max_rss_mb": b["max_rss"], "cpu_time_s": b["cpu_time"]})
-    return rows
+    rows = []  # benchmarks/prompts/<dataset>/<captioner>/<llm>/<video>.tsv, one job per video
+    for path in (results / "benchmarks/prompts").glob("*/*/*/*.tsv"):
+        b = _benchmark(path)
+        log = (results / "logs" / path.relative_to(results / "benchmarks").with_suffix(".log")).read_text()
+        (windows,) = re.findall(r"prompts \S+: 100%\|[^|]*\| (\d+)/\d+", log.replace("\r", "\n"))
+        seconds = float(b["s"])
+        rows.append({"dataset": path.parts[-4], "llm": path.parts[-2], "video": path.stem, "windows": int(windows),
+                     "seconds": seconds, "windows_per_s": round(int(windows) / seconds, 2), "max_rss_mb": b["max_rss"],
+                     "cpu_time_s": b["cpu_time"]})
+    return sorted(rows, key=lambda r: (r["dataset"], r["llm"], int(r["video"].rsplit("_", 1)[-1])))
 
 
 def train_rows(results: Path) -> list[dict]:

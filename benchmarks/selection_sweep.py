@@ -29,30 +29,35 @@ def per_video_log(job: dict) -> list[dict]:
     """Train one split; every (epoch, validation video) as loss, raw tau/rho and smoothed tau/rho."""
     import torch
 
+    import llmvs.evaluation as evaluation
     import llmvs.train as train
+    from llmvs.checkpoints import smooth_scores
+    from llmvs.run_config import EVALUATION_KEYS, TrainConfig
 
     torch.set_num_threads(1)
     res, ds, split = Path(job["results"]), job["dataset"], job["split"]
-    cfg = train.TrainConfig.from_dict({**job["training"], "metrics_every": 1})
+    keys = {k: v for k, v in job["training"].items() if k not in EVALUATION_KEYS}
+    cfg = TrainConfig.from_dict({**keys, "metrics_every": 1})
+    sigma = job["training"].get("smooth_steps", 0.0)
     # the trainer scores every validation video once per epoch through video_metrics: record each call
-    rows, real = [], train.video_metrics
+    rows, real = [], evaluation.video_metrics
 
     def recording(video, scores, change_points, users=None):
         out = real(video, scores, change_points, users)
-        smooth = real(video, train.smooth_scores(scores, cfg.smooth_steps), change_points, users)
+        smooth = real(video, smooth_scores(scores, sigma), change_points, users)
         pred, y = torch.as_tensor(scores)[None], torch.as_tensor(video.gtscore)[None]
         loss = train.video_losses(pred, y, torch.zeros_like(y, dtype=torch.bool), cfg.loss)[0]
         rows.append({"video": video.key, "loss": float(loss), "tau": out["tau"], "rho": out["rho"],
                      "smooth_tau": smooth["tau"], "smooth_rho": smooth["rho"]})
         return out
 
-    train.video_metrics = recording
+    evaluation.video_metrics = recording
     try:
         ckpt = train.train_split(res / ds / "annotations.parquet", res / ds / "embeddings" / job["embeddings"],
                                  job["splits"][ds], split, cfg, Path(job["work"]) / ds / f"split{split}",
                                  shots_dir=res / ds / "shots")
     finally:
-        train.video_metrics = real
+        evaluation.video_metrics = real
     n = len(ckpt["val_keys"])
     return [{"dataset": ds, "split": split, "epoch": i // n + 1, **r} for i, r in enumerate(rows)]
 

@@ -46,8 +46,9 @@ def main() -> int:
 
     from llmvs.datasets import read_annotations
     from llmvs.io import read_splits
-    from llmvs.train import (TrainConfig, _evaluator, _fit_member, load_video_features, model_config,
-                             validation_keys)
+    from llmvs.embeddings import load_video_features
+    from llmvs.run_config import TrainConfig, model_config
+    from llmvs.train import _evaluator, _fit_member, validation_keys
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--results", default="results", help="pipeline results folder (annotations, embeddings)")
@@ -62,7 +63,7 @@ def main() -> int:
     splits = Path(__file__).resolve().parents[1] / "data" / "splits" / f"{a.dataset}_splits.json"
     train_keys, _ = read_splits(splits, a.split)
     base = TrainConfig.from_dict(HEADLINE)
-    val = validation_keys(train_keys, base.val_fraction, base.seed + a.split)
+    val = validation_keys(train_keys, base.val_fraction, base.val_seed + a.split)
     fit = [k for k in train_keys if k not in val]
     emb = res / a.dataset / "embeddings" / "blip" / "smollm2"
     feats = {k: load_video_features(emb, videos[k], base.features) for k in fit + val}

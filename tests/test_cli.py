@@ -59,7 +59,7 @@ def test_training_is_identical_across_processes(tiny_benchmark, tmp_path):
     procs = {name: start(name, threads) for name, threads in (("a", 1), ("b", 1), ("two_threads", 2))}
     for name, proc in procs.items():
         assert proc.wait(timeout=600) == 0, (name, proc.stderr.read())
-    weights = {name: torch.load(tmp_path / name / "model.pt", weights_only=False)["state_dicts"][0] for name in procs}
+    weights = {name: torch.load(tmp_path / name / "model.pt", weights_only=False)["seeds"][0]["state_dicts"][0] for name in procs}
     assert weights["a"].keys() == weights["b"].keys() and len(weights["a"]) > 10
     for key, tensor in weights["a"].items():
         assert torch.equal(tensor, weights["b"][key]), key

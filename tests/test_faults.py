@@ -241,7 +241,7 @@ def test_answers_without_a_number_take_the_median(tiny_benchmark, tmp_path):
     video's parsed answers (here 5 of 64 answers parse: 2, 9, 4, 7, 3 -> median 4)."""
     import pyarrow.parquet as pq
 
-    from llmvs.prompts import parse_score
+    from llmvs.prompt_builder import parse_score
 
     root = tiny_benchmark
     assert np.isnan(parse_score("I cannot rate this frame.")) and parse_score("Score: 7") == 7
@@ -303,7 +303,7 @@ def test_evaluate_with_a_scorer_of_another_llm(tiny_benchmark, tmp_path, capsys)
 def test_summarize_with_a_scorer_of_another_llm(tiny_benchmark, tmp_path, capsys):
     """The same through `llmvs summarize` (SmolLM2 gives 576-d states): exit 1, no output folder;
     found from the LLM's config before it runs."""
-    from llmvs.llm import SMOLLM2_ID
+    from llmvs.smollm2 import SMOLLM2_ID
 
     model = train_tiny_scorer(tiny_benchmark, tmp_path / "run")
     clip = make_clip(tmp_path / "clip.mp4", n_frames=31)

@@ -1,6 +1,6 @@
-"""The shipped scorer: `llmvs release-scorer` (llmvs.train.train_release) fits the headline run on
+"""The shipped scorer: `llmvs release-scorer` (llmvs.release.train_release) fits the headline run on
 every video of both benchmarks and writes the checkpoint with its model card; the rule
-`release_scorer` wires it into the workflow."""
+`build_scorer` wires it into the workflow (under results/), `release_scorer` copies it into the package."""
 
 import hashlib
 import json
@@ -20,7 +20,10 @@ from llmvs.cli import main
 from llmvs.datasets import write_annotations
 from llmvs.embeddings import features_table, read_embeddings, write_arrow
 from llmvs.io import read_parquet, write_parquet
-from llmvs.train import TrainConfig, load_model, predict, save_checkpoint, train_release, validation_keys
+from llmvs.checkpoints import load_model, predict, save_checkpoint
+from llmvs.release import train_release
+from llmvs.run_config import TrainConfig
+from llmvs.train import validation_keys
 
 TVSUM_VIDEOS = ["video_45", "video_38", "video_26"]  # the three shortest TVSum videos
 LLM = "org/tiny-llm@c0ffee"
@@ -74,14 +77,15 @@ def sources(root):
 CFG = {"d_model": 32, "dim_feedforward": 64, "epochs": 3, "lr": 1e-3}
 
 
-def release(root, out_dir, **keys):
+def release(root, out_dir, smooth_steps=0.0, **keys):
     return train_release(sources(root), TrainConfig.from_dict({**CFG, **keys}), out_dir / "blip-smollm2.pt",
-                         out_dir / "blip-smollm2.md", root / "summary.csv", threads=1)
+                         out_dir / "blip-smollm2.md", root / "summary.csv", threads=1, smooth_steps=smooth_steps)
 
 
 def test_release_trains_on_every_video_of_both_benchmarks(release_inputs, tmp_path):
     root = release_inputs
-    ckpt = release(root, tmp_path)
+    ckpt = release(root, tmp_path, smooth_steps=3)
+    assert ckpt["scoring"] == {"smooth_steps": 3.0}
     assert ckpt["datasets"] == {"summe": {"videos": 5, "fit": 4, "val": 1}, "tvsum": {"videos": 3, "fit": 2, "val": 1}}
     val = [f"summe:{k}" for k in validation_keys(VIDEOS, 0.2, 1112)] + [
         f"tvsum:{k}" for k in validation_keys(TVSUM_VIDEOS, 0.2, 1112)]
@@ -91,13 +95,13 @@ def test_release_trains_on_every_video_of_both_benchmarks(release_inputs, tmp_pa
                                       "columns": ["qa"], "dtype": "bfloat16", "captioner": "blip", "exemplar_seed": 0,
                                       "captioner_model": None}
     assert ckpt["train_config"] == TrainConfig.from_dict(CFG).__dict__ and ckpt["run"] == "llmvs"
-    assert 1 <= ckpt["selected_epoch"][0] <= 3
+    assert len(ckpt["seeds"]) == 1 and 1 <= ckpt["seeds"][0]["selected_epoch"][0] <= 3
     # the file holds the weights selected, as the evaluate stage loads them
     model, loaded = load_model(tmp_path / "blip-smollm2.pt")
     x = read_embeddings(root / "summe" / "emb" / "video_12.arrow").features("q")
     assert loaded["feature_schema"] == ckpt["feature_schema"]
-    for name, tensor in ckpt["state_dicts"][0].items():
-        assert torch.equal(loaded["state_dicts"][0][name], tensor)
+    for name, tensor in ckpt["seeds"][0]["state_dicts"][0].items():
+        assert torch.equal(loaded["seeds"][0]["state_dicts"][0][name], tensor)
     assert predict(model, x).shape == (64,)
 
     data = (tmp_path / "blip-smollm2.pt").read_bytes()
@@ -114,7 +118,9 @@ def test_release_trains_on_every_video_of_both_benchmarks(release_inputs, tmp_pa
         f"| TVSum | 3 | 2 | 1: {val[1].split(':')[1]} |",
         "| SumMe | 5 | .051 ± .043 | .056 ± .048 | 35.0 ± 4.3 |",  # the llmvs row, not qa's or the paper's
         "| TVSum | 5 | .162 ± .030 | .211 ± .040 | 62.0 ± 2.1 |",
-        "snakemake --cores all release_scorer",
+        "make release",
+        "Scoring: the model's step scores are smoothed over time by a Gaussian of sigma 3 steps (the run's "
+        "`smooth_steps`; `llmvs summarize` applies it).",
     ]:
         assert line in lines, line
     config = card.split("```json\n", 1)[1].split("```", 1)[0]
@@ -171,7 +177,7 @@ def test_release_scorer_cli_and_its_errors(release_inputs, tmp_path, capsys):
 
     assert main([*args, "--summary", str(root / "summary.csv"), *files]) == 0
     ckpt = load_model(out / "blip-smollm2.pt")[1]
-    assert ckpt["train_config"]["epochs"] == 1 and ckpt["selected_epoch"] == [1]
+    assert ckpt["train_config"]["epochs"] == 1 and ckpt["seeds"][0]["selected_epoch"] == [1]
     assert ckpt["feature_schema"]["captioner_model"] == "Salesforce/blip-image-captioning-base"
     assert "| captioner | `blip` (Salesforce/blip-image-captioning-base), every 15th frame |" in (
         out / "blip-smollm2.md").read_text().splitlines()
@@ -197,28 +203,37 @@ def commands(dry_run: str, start: str) -> list[str]:
     return [line[line.index(start):].strip() for line in dry_run.splitlines() if start in line]
 
 
-def test_release_rule_trains_the_headline_run_and_joins_rule_all_for_its_setting(tmp_path):
+def test_scorer_rule_trains_the_headline_run_under_results_and_joins_rule_all_for_its_setting(tmp_path):
+    from llmvs.run_config import EVALUATION_KEYS
     from llmvs.workflow import release_config
 
     wf = _copy(tmp_path / "llmvs")
     config = yaml.safe_load((wf / "config.yaml").read_text())
     assert config["headline"] == "llmvs"
-    out = _dry_run(wf, "release_scorer")
-    keys = json.dumps({**config["training"], **config["runs"]["llmvs"]}, sort_keys=True)
+    out = _dry_run(wf, "build_scorer")
+    headline = config["runs"]["llmvs"]
+    keys = json.dumps({**config["training"], **{k: v for k, v in headline.items() if k not in EVALUATION_KEYS}},
+                      sort_keys=True)
     assert release_config(config) == keys
     shell = commands(out, "llmvs release-scorer")
     assert shell == [
         "llmvs release-scorer --annotations results/summe/annotations.parquet results/tvsum/annotations.parquet"
         " --embeddings-dir results/summe/embeddings/blip/smollm2 results/tvsum/embeddings/blip/smollm2"
         " --shots-dir results/summe/shots results/tvsum/shots --run llmvs"
-        f" --run-config '{keys}' --summary results/summaries/blip/smollm2/summary.csv --threads 1"
-        " --out src/llmvs/scorers/blip-smollm2.pt --card src/llmvs/scorers/blip-smollm2.md"
-        " > results/logs/release_scorer.log 2>&1"]
-    assert "--run qa --run-config '" + json.dumps(config["training"], sort_keys=True) + "'" in _dry_run(
-        wf, "release_scorer", "--config", "headline=qa")
-    # the default target builds it for blip/smollm2 on both benchmarks only
-    assert "rule release_scorer:" in _dry_run(wf)
-    assert "release_scorer" not in _dry_run(wf, "--config", 'datasets=["summe"]')
+        f" --run-config '{keys}' --smooth-steps {float(headline['smooth_steps'])}"
+        " --summary results/summaries/blip/smollm2/summary.csv --threads 1"
+        " --out results/scorers/blip-smollm2.pt --card results/scorers/blip-smollm2.md"
+        " > results/logs/build_scorer.log 2>&1"]
+    assert "--run qa --run-config '" + json.dumps(config["training"], sort_keys=True) + "' --smooth-steps 0.0" in _dry_run(
+        wf, "build_scorer", "--config", "headline=qa")
+    # the default target builds it for blip/smollm2 on both benchmarks only, and never copies it into the package
+    everything = _dry_run(wf)
+    assert "rule build_scorer:" in everything and "rule release_scorer:" not in everything
+    assert "build_scorer" not in _dry_run(wf, "--config", 'datasets=["summe"]')
+    # the maintainer command copies that build into the package
+    assert commands(_dry_run(wf, "release_scorer"), "cp results/scorers") == [
+        f"cp results/scorers/blip-smollm2.pt {wf}/src/llmvs/scorers/blip-smollm2.pt && cp results/scorers/blip-smollm2.md"
+        f" {wf}/src/llmvs/scorers/blip-smollm2.md 2> results/logs/release_scorer.log"]
     with pytest.raises(LlmvsError, match="config headline: run 'zero_shot' trains no scorer"):
         release_config({**config, "headline": "zero_shot"})
     with pytest.raises(LlmvsError, match="run 'llmvs' trains with other lr on summe than on tvsum"):
@@ -237,3 +252,21 @@ def test_summarize_rule_uses_the_shipped_scorer_unless_told_otherwise(tmp_path):
 
     assert command().startswith("llmvs summarize videos/bikes.mp4 --captions videos/bikes.csv  --llm 'smollm2'")
     assert " --zero-shot " in command("--config", 'summarize={"scorer": "zero_shot"}')
+
+
+def test_the_shipped_scorer_loads_and_scores_states_of_its_llm():
+    """The committed scorer (llmvs/scorers/blip-smollm2.pt): its card names its sha256, it loads through the
+    path `llmvs summarize` takes, and it scores SmolLM2-width states to one value in (0, 1) per step."""
+    import numpy as np
+
+    from llmvs.summarize import SHIPPED_SCORER, file_sha256
+
+    card = SHIPPED_SCORER.with_suffix(".md").read_text()
+    assert f"sha256 `{file_sha256(SHIPPED_SCORER)}`" in card
+    model, ckpt = load_model(SHIPPED_SCORER)
+    schema = ckpt["feature_schema"]
+    assert ckpt["format"] == "llmvs-scorer/2" and schema["hidden_size"] == 576 and schema["llm"].startswith(
+        "HuggingFaceTB/SmolLM2-135M-Instruct")
+    x = np.random.default_rng(0).normal(size=(40, schema["input_dim"])).astype(np.float32)
+    scores = predict(model, x)
+    assert scores.shape == (40,) and ((scores > 0) & (scores < 1)).all() and scores.std() > 0

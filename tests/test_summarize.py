@@ -237,7 +237,7 @@ def smollm2_scorers(tiny_benchmark, tmp_path_factory):
     """Scorers that expect SmolLM2's 576-d `q_text` and `c` columns (two columns: input 2 x 576), trained on
     the tiny benchmark's five SumMe videos with its features lifted to 576-d: `split` from `llmvs train`
     (split 0: video_12 is its test video), `release` from `llmvs release-scorer` (its card says SmolLM2)."""
-    from llmvs.llm import SMOLLM2_ID
+    from llmvs.smollm2 import SMOLLM2_ID
     from test_release import reduced_annotations, write_embeddings
 
     root, tmp = tiny_benchmark, tmp_path_factory.mktemp("scorers")
@@ -270,7 +270,7 @@ def test_without_a_shipped_scorer_summarize_says_how_to_build_it(tmp_path, capsy
     assert main(["summarize", sample_clip("bikes.mp4"), "--captions", str(caps), "--out", str(tmp_path / "out")]) == 1
     assert capsys.readouterr().err == (
         f"llmvs: error: {missing}: no default scorer is shipped in this copy of llmvs; build it with "
-        "`snakemake --cores all release_scorer` in the repository, or pass --scorer FILE or --zero-shot\n")
+        "`make release` in the repository, or pass --scorer FILE or --zero-shot\n")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bikes.csv"]
 
 
@@ -298,7 +298,7 @@ def test_a_scorer_of_another_llm_is_refused_before_the_llm_runs(smollm2_scorers,
                                                                  capsys):
     import torch
 
-    from llmvs.llm import SMOLLM2_ID
+    from llmvs.smollm2 import SMOLLM2_ID
 
     ckpt = torch.load(smollm2_scorers["release"], weights_only=False)
     ckpt["feature_schema"]["llm"] = "org/other-576-d-llm@abc"  # the same width, another model

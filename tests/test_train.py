@@ -6,24 +6,31 @@ import torch
 from conftest import write_features
 from llmvs import LlmvsError
 from llmvs.embeddings import feature_matrix, read_embeddings
-from llmvs.model import GlobalAggregator, ModelConfig
+from llmvs.aggregator import GlobalAggregator
+from llmvs.checkpoints import load_model, load_scorers, smooth_scores
 from llmvs.report import aggregate
 from llmvs.scoring import evaluate_split
-from llmvs.train import TrainConfig, load_model, smooth_scores, train_split, validation_keys, video_losses
+from llmvs.run_config import TrainConfig, model_config
+from llmvs.train import train_split, validation_keys, video_losses
+
+
+def aggregator(input_dim: int, **keys) -> GlobalAggregator:
+    """The aggregator a run with these training keys trains (the paper's architecture otherwise)."""
+    return GlobalAggregator(model_config(TrainConfig(**keys), input_dim))
+
 
 @pytest.mark.parametrize("features", ["qa", "q", "a", ["c", "q"]])
-@pytest.mark.parametrize("aggregator", ["attention", "mlp"])
-def test_model_variants_shapes(features, aggregator, tmp_path):
+@pytest.mark.parametrize("kind", ["attention", "mlp"])
+def test_model_variants_shapes(features, kind, tmp_path):
     rng = np.random.default_rng(0)
     cols = {k: rng.random((9, 12)).astype(np.float16).astype(np.float32) for k in ("q", "a", "c")}
     write_features(tmp_path / "v.arrow", np.arange(0, 135, 15), cols)
     x = feature_matrix(read_embeddings(tmp_path / "v.arrow"), features)
-    cfg = ModelConfig(input_dim=x.shape[1], features=features, aggregator=aggregator, d_model=32, dim_feedforward=64,
-                      positional_encoding=aggregator == "attention")
-    model = GlobalAggregator(cfg).eval()
+    model = GlobalAggregator(model_config(TrainConfig(features=features, aggregator=kind, d_model=32, dim_feedforward=64,
+                                                      positional_encoding=kind == "attention"), x.shape[1])).eval()
     out = model(torch.as_tensor(x)[None])
     assert out.shape == (1, 9) and bool(((out > 0) & (out < 1)).all())
-    assert (model.encoder is None) == (aggregator == "mlp")
+    assert (model.encoder is None) == (kind == "mlp")
     expected = {"qa": np.maximum(cols["q"], cols["a"]), "q": cols["q"], "a": cols["a"]}.get(
         features if isinstance(features, str) else "", None)
     if expected is None:
@@ -32,7 +39,7 @@ def test_model_variants_shapes(features, aggregator, tmp_path):
 
 
 def test_paper_head_dimensions():
-    model = GlobalAggregator(ModelConfig(input_dim=5120, d_model=2048))
+    model = aggregator(5120)
     widths = [m.out_features for m in model.head if isinstance(m, torch.nn.Linear)]
     assert widths == [1024, 512, 256, 128, 1]
     assert len(model.encoder.layers) == 3 and model.encoder.layers[0].self_attn.num_heads == 2
@@ -71,12 +78,12 @@ def test_video_losses_ignore_padding_and_match_numpy():
 def test_unpadded_videos_skip_the_mask_with_the_same_numbers(attention_dropout):
     """No mask and an all-False mask give exactly the same scores and gradients in training mode (dropout
     drawn from the same seed), and a padded batch scores each video as it would alone."""
-    cfg = ModelConfig(input_dim=12, d_model=32, dim_feedforward=64, attention_dropout=attention_dropout)
+    keys = {"d_model": 32, "dim_feedforward": 64, "attention_dropout": attention_dropout}
     x = torch.as_tensor(np.random.default_rng(5).random((1, 40, 12)), dtype=torch.float32)
     runs = []
     for mask in (torch.zeros(1, 40, dtype=torch.bool), None):
         torch.manual_seed(0)
-        model = GlobalAggregator(cfg).train()
+        model = aggregator(12, **keys).train()
         out = model(x, mask)
         out.sum().backward()
         runs.append((out.detach(), [p.grad.clone() for p in model.parameters()]))
@@ -96,8 +103,8 @@ def test_centred_model_sees_only_what_differs_within_a_video(tiny_benchmark, tmp
     rng = np.random.default_rng(6)
     x = torch.as_tensor(rng.random((1, 30, 12)), dtype=torch.float32)
     shift = torch.as_tensor(rng.random(12) * 5, dtype=torch.float32)
-    model = GlobalAggregator(ModelConfig(input_dim=12, d_model=32, dim_feedforward=64, center=True)).eval()
-    plain = GlobalAggregator(ModelConfig(input_dim=12, d_model=32, dim_feedforward=64)).eval()
+    model = aggregator(12, d_model=32, dim_feedforward=64, center=True).eval()
+    plain = aggregator(12, d_model=32, dim_feedforward=64).eval()
     plain.load_state_dict(model.state_dict())
     with torch.no_grad():
         torch.testing.assert_close(model(x + shift), model(x), rtol=1e-5, atol=1e-6)
@@ -136,7 +143,7 @@ def test_trainer_masks_only_padded_batches(tiny_benchmark, tmp_path, monkeypatch
 def test_pearson_loss_trains_and_selects_by_its_own_validation_loss(tiny_benchmark, tmp_path):
     ckpt = _train(tiny_benchmark, 0, tmp_path / "p", loss="pearson")
     log = pd.read_csv(tmp_path / "p" / "train_log.csv")
-    assert ckpt["selected_epoch"] == [int(log.epoch[log.val_loss.idxmin()])]
+    assert ckpt["seeds"][0]["selected_epoch"] == [int(log.epoch[log.val_loss.idxmin()])]
     assert log.val_loss.between(0, 2).all()  # 1 - correlation, not a squared error
 
 
@@ -147,24 +154,55 @@ def gaussian_smooth(x: np.ndarray, sigma: float) -> np.ndarray:
     return np.convolve(np.pad(x, r, mode="edge"), w / w.sum(), mode="valid")
 
 
-def test_smoothing_leaves_training_alone_and_smooths_the_test_scores(tiny_benchmark, tmp_path):
+def test_smoothing_is_an_evaluation_setting_of_the_same_model(tiny_benchmark, tmp_path):
     root = tiny_benchmark
-    plain = _train(root, 0, tmp_path / "plain")
-    smooth = _train(root, 0, tmp_path / "smooth", smooth_steps=2.5)
-    assert smooth["selected_epoch"] == plain["selected_epoch"]  # a post-processing: same model
-    for k in plain["state_dicts"][0]:
-        assert torch.equal(plain["state_dicts"][0][k], smooth["state_dicts"][0][k])
-    for run in ("plain", "smooth"):
-        evaluate_split(root / "annotations.parquet", root / "splits.json", 0, "model", tmp_path / run,
-                       embeddings_dir=root / "emb", model_path=tmp_path / run / "model.pt", shots_dir=root / "shots")
+    _train(root, 0, tmp_path / "model")
+    for name, sigma in (("plain", 0.0), ("smooth", 2.5)):
+        evaluate_split(root / "annotations.parquet", root / "splits.json", 0, "model", tmp_path / name,
+                       embeddings_dir=root / "emb", model_path=tmp_path / "model" / "model.pt", shots_dir=root / "shots",
+                       smooth_steps=sigma)
     scores = {run: pd.read_parquet(tmp_path / run / "scores.parquet").score[0] for run in ("plain", "smooth")}
     assert len(scores["plain"]) > 20
     np.testing.assert_allclose(scores["smooth"], gaussian_smooth(scores["plain"].astype(np.float64), 2.5), rtol=1e-6)
     assert np.abs(np.diff(scores["smooth"])).sum() < np.abs(np.diff(scores["plain"])).sum()
     short = np.array([.1, .9, .2, .8, .3, .7, .4, .6])  # 8 steps: sigma 12 is capped at 8 / 4 = 2
     np.testing.assert_allclose(smooth_scores(short, 12), gaussian_smooth(short, 2), rtol=1e-12)
-    with pytest.raises(LlmvsError, match="smooth_steps must be >= 0"):
-        TrainConfig.from_dict({"smooth_steps": -1})
+    with pytest.raises(LlmvsError, match="smooth_steps must be a number >= 0"):
+        evaluate_split(root / "annotations.parquet", root / "splits.json", 0, "model", tmp_path / "bad",
+                       embeddings_dir=root / "emb", model_path=tmp_path / "model" / "model.pt", smooth_steps=-1)
+    with pytest.raises(LlmvsError, match="unknown training key.*smooth_steps"):
+        TrainConfig.from_dict({"smooth_steps": 2})
+
+
+def test_seeds_share_the_validation_videos_and_are_scored_apart(tiny_benchmark, tmp_path):
+    """`seeds: 2` trains two models (the first one exactly as `seeds: 1` does) on the same fitting and
+    validation videos; evaluation scores each and `aggregate` reports their spread."""
+    root = tiny_benchmark
+    one = _train(root, 0, tmp_path / "one")
+    two = _train(root, 0, tmp_path / "two", seeds=2)
+    assert [t["seed"] for t in two["seeds"]] == [1112, 2112] and two["val_keys"] == one["val_keys"]
+    for k, v in one["seeds"][0]["state_dicts"][0].items():
+        assert torch.equal(v, two["seeds"][0]["state_dicts"][0][k])
+    assert not torch.equal(two["seeds"][0]["state_dicts"][0]["proj.1.weight"], two["seeds"][1]["state_dicts"][0]["proj.1.weight"])
+    assert len(load_scorers(tmp_path / "two" / "model.pt")[0]) == 2
+    assert set(pd.read_csv(tmp_path / "two" / "train_log.csv").seed) == {0, 1}
+    runs = tmp_path / "summe" / "runs" / "blip" / "smollm2" / "qa"
+    files = []
+    for split in (0, 1):
+        _train(root, split, runs / f"split{split}", seeds=2)
+        rows = evaluate_split(root / "annotations.parquet", root / "splits.json", split, "model", runs / f"split{split}",
+                              embeddings_dir=root / "emb", model_path=runs / f"split{split}" / "model.pt",
+                              shots_dir=root / "shots")
+        assert [r["seed"] for r in rows] == [0, 1]
+        files.append(runs / f"split{split}" / "metrics.csv")
+    aggregate(files, tmp_path / "table")
+    per = pd.read_csv(tmp_path / "table" / "metrics.csv")  # split x seed means over the test videos
+    row = pd.read_csv(tmp_path / "table" / "summary.csv").iloc[0]
+    splits, seeds = per.groupby("split").tau.mean(), per.groupby("seed").tau.mean()
+    assert (row.n_splits, row.n_seeds) == (2, 2)
+    assert row.tau_mean == pytest.approx(per.tau.mean(), abs=1e-4)
+    assert row.tau_std == pytest.approx(np.std(splits, ddof=0), abs=1e-4)
+    assert row.tau_seed_std == pytest.approx(np.std(seeds, ddof=1), abs=1e-4)
 
 
 def _train(root, split, out, **kw):
@@ -206,8 +244,8 @@ def test_train_evaluate_aggregate_end_to_end(tiny_benchmark, tmp_path):
 def test_training_is_deterministic(tiny_benchmark, tmp_path):
     a = _train(tiny_benchmark, 0, tmp_path / "a")
     b = _train(tiny_benchmark, 0, tmp_path / "b")
-    for k in a["state_dicts"][0]:
-        assert torch.equal(a["state_dicts"][0][k], b["state_dicts"][0][k])
+    for k in a["seeds"][0]["state_dicts"][0]:
+        assert torch.equal(a["seeds"][0]["state_dicts"][0][k], b["seeds"][0]["state_dicts"][0][k])
     assert (tmp_path / "a" / "train_log.csv").read_text() == (tmp_path / "b" / "train_log.csv").read_text()
 
 
@@ -229,3 +267,11 @@ def test_missing_or_mismatched_embeddings_are_clear_errors(tiny_benchmark, tmp_p
     with pytest.raises(LlmvsError, match="video_12.arrow: 3 steps, but video_12 has"):  # the test video of split 0
         evaluate_split(root / "annotations.parquet", root / "splits.json", 0, "zero_shot", tmp_path / "zs",
                        embeddings_dir=emb)
+    frames = np.arange(0, 86 * 15, 15)
+    frames[40:] += 1  # the right number of steps, but not the picks from step 40 on
+    write_features(emb / "video_8.arrow", frames, {k: np.ones((86, 24), np.float32) for k in ("q", "a")},
+                   answer_score=[5] * 86)
+    with pytest.raises(LlmvsError, match=r"video_8.arrow: step 40 is frame 601, but video_8's step 40 is frame 600 "
+                                         r"\(46 of 86 steps differ\)"):
+        train_split(root / "annotations.parquet", emb, root / "splits.json", 0,
+                    TrainConfig(epochs=1, d_model=16, dim_feedforward=16), tmp_path / "out")

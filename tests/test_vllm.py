@@ -24,7 +24,7 @@ def test_vllm_prompts_match_transformers():
 
     from llmvs.datasets import load_caption_json, shipped_captions_path
     from llmvs.llm import load_llm, resolve_llm
-    from llmvs.prompts import PromptBuilder, format_window, resolve_exemplars
+    from llmvs.prompt_builder import PromptBuilder, format_window, resolve_exemplars
     from llmvs.vllm_scorer import VllmWindowScorer
     from llmvs.window_scorer import WindowScorer
 

@@ -29,7 +29,7 @@ def make_copy(dest: Path, kind: str) -> Path:
                     ignore=shutil.ignore_patterns(".venv", ".git", "results", ".snakemake", "__pycache__", "*.egg-info"))
     (dest / "data" / "splits" / "summe_splits.json").write_text(json.dumps(TINY_SPLITS[kind]))
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
-    config.update(datasets=["summe"], splits=[0], windows_per_llm_job=100)
+    config.update(datasets=["summe"], splits=[0])
     config["training"] = {"d_model": 32, "dim_feedforward": 64, "epochs": 3,
                           **({"val_fraction": 0.0, "selection": "last"} if kind == "slurm" else {})}
     config["runs"] = {"qa": {}, "oracle": {"method": "oracle"}} if kind == "slurm" else {
@@ -125,11 +125,20 @@ def test_jobs_find_llmvs_without_an_activated_environment(tmp_path):
     assert len(pd.read_csv(wf / "results/human.csv")) > 0
 
 
+def source_files(wf: Path) -> dict[str, bytes]:
+    """Every file of a workflow copy that git would track (outside the ignored run outputs)."""
+    ignored = ("results", ".snakemake", "models")
+    return {str(p.relative_to(wf)): p.read_bytes() for p in wf.rglob("*")
+            if p.is_file() and p.relative_to(wf).parts[0] not in ignored and "__pycache__" not in p.parts}
+
+
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
     wf = make_copy(tmp_path_factory.mktemp("wf") / "llmvs", "local")
+    before = source_files(wf)
     rc, out = snakemake(wf, "--cores", "2")
     assert rc == 0, out[-4000:]
+    assert source_files(wf) == before  # a run writes only under results/ (and the models folder)
     return wf
 
 
@@ -144,7 +153,7 @@ def test_tiny_run_produces_every_stage(finished_run):
     for key in ("video_8", "video_11", "video_12"):
         assert (wf / f"results/summe/embeddings/blip/smollm2/{key}.arrow").exists()
         assert (wf / f"results/summe/shots/{key}.parquet").exists()
-    assert len(list((wf / "results/benchmarks/embed_windows").glob("embed_windows_blip_smollm2_summe_*.tsv"))) == 2
+    assert len(list((wf / "results/benchmarks/prompts/summe/blip/smollm2").glob("video_*.tsv"))) == 3  # one job per video
     assert not list((wf / "results").rglob("*.part"))
     rc, out = snakemake(wf, "-n", "--cores", "2")
     assert rc == 0 and "Nothing to be done" in out
@@ -163,12 +172,12 @@ def test_run_times_account_for_every_planned_job(finished_run):
     rows = {r["stage"]: r for r in stage_table(job_spans(text.splitlines()))}
     assert {s: r["jobs"] for s, r in rows.items() if s != "total"} == planned
     assert rows["total"]["jobs"] == sum(planned.values())
-    assert 0 < rows["embed_windows"]["job_seconds"] <= rows["total"]["wall_seconds"] * 2  # two cores
+    assert 0 < rows["prompts"]["job_seconds"] <= rows["total"]["wall_seconds"] * 2  # two cores
     import pyarrow.ipc as ipc
 
     jobs = llm_job_rows(finished_run / "results")  # windows read from the jobs' progress bars
     arrows = list((finished_run / "results/summe/embeddings/blip/smollm2").glob("*.arrow"))
-    assert sum(j["videos"] for j in jobs) == len(arrows) == 3
+    assert len(jobs) == len(arrows) == 3
     assert sum(j["windows"] for j in jobs) == sum(ipc.open_file(p).read_all().num_rows for p in arrows)
 
 
@@ -184,7 +193,7 @@ def test_forcerun_reruns_one_stage_and_what_depends_on_it(finished_run):
     assert downstream.stat().st_mtime_ns == down_before
     rc, out = snakemake(wf, "--cores", "2", "--forcerun", "detect_shots")
     assert rc == 0, out[-3000:]
-    assert "rule train_split" in out and "rule embed_windows" not in out
+    assert "rule train_split" in out and "rule prompts" not in out
     assert downstream.stat().st_mtime_ns > down_before  # depends on the shots: redone
     assert upstream.stat().st_mtime_ns == up_before  # upstream of the shots: untouched
 
@@ -234,20 +243,20 @@ def _kill_job_then_rerun(wf, target: str, fragment: str, ready, timeout=600, arg
 def test_killed_llm_job_reruns_to_identical_outputs(finished_run):
     wf = finished_run
     emb = wf / "results/summe/embeddings/blip/smollm2"
-    batch = [emb / "video_8.arrow", emb / "video_11.arrow"]  # one LLM job (windows_per_llm_job: 100)
-    reference = {p.name: _arrow(p) for p in batch}
+    killed = emb / "video_11.arrow"
+    reference = _arrow(killed)
     other = emb / "video_12.arrow"
     other_mtime = other.stat().st_mtime_ns
-    for p in batch:
-        p.unlink()
-    # kill while the job works on its second video, after it finished the first
-    target = str(batch[1].relative_to(wf))  # the job's command line names its outputs relative to wf
-    rc, out = _kill_job_then_rerun(wf, target, target, batch[0].exists)
+    killed.unlink()
+    log = wf / "results/logs/prompts/summe/blip/smollm2/video_11.log"
+    log.unlink()
+    # kill once the job is at work on its windows (its progress bar has started)
+    target = str(killed.relative_to(wf))  # the job's command line names its output relative to wf
+    rc, out = _kill_job_then_rerun(wf, target, target, lambda: log.exists() and "window" in log.read_text())
     assert rc == 0, out[-3000:]
-    assert out.count("rule embed_windows_") == 1 and other.stat().st_mtime_ns == other_mtime
-    for p in batch:
-        rerun = _arrow(p)
-        assert rerun.equals(reference[p.name]) and rerun.schema.metadata == reference[p.name].schema.metadata
+    assert out.count("rule prompts:") == 1 and other.stat().st_mtime_ns == other_mtime
+    rerun = _arrow(killed)
+    assert rerun.equals(reference) and rerun.schema.metadata == reference.schema.metadata
 
 
 def test_killed_training_job_reruns_to_identical_model(finished_run):
@@ -255,13 +264,13 @@ def test_killed_training_job_reruns_to_identical_model(finished_run):
 
     wf = finished_run
     run = wf / "results/summe/runs/blip/smollm2/qa/split0"
-    reference = torch.load(run / "model.pt", weights_only=False)["state_dicts"]
+    reference = torch.load(run / "model.pt", weights_only=False)["seeds"]
     for name in ("model.pt", "train_log.csv", "train_curve.png"):
         (run / name).unlink()
     target = str((run / "model.pt").relative_to(wf))
     rc, out = _kill_job_then_rerun(wf, target, str(run.relative_to(wf)), lambda: not (run / "model.pt").exists())
     assert rc == 0, out[-3000:]
-    rerun = torch.load(run / "model.pt", weights_only=False)["state_dicts"]
+    rerun = torch.load(run / "model.pt", weights_only=False)["seeds"]
     assert len(rerun) == len(reference)
     for a, b in zip(rerun, reference):
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
@@ -331,6 +340,6 @@ def test_slurm_profile_runs_every_stage(tmp_path):
         submitted.setdefault(comment.split("_wildcards")[0], []).append((cpus, mem, tres))
     # what each job asked for reached sbatch: the GPU training job and a CPU LLM job
     assert submitted["rule_train_split"] == [("1", "16000M", "gres:gpu:1")], jobs
-    assert {s for k, v in submitted.items() if k.startswith("rule_embed_windows") for s in v} == {("1", "4000M", "N/A")}, jobs
+    assert set(submitted["rule_prompts"]) == {("1", "4000M", "N/A")} and len(submitted["rule_prompts"]) == 2, jobs
     # small jobs run beside the controller, not in the queue
     assert not {k for k in submitted if k.split("rule_")[-1] in ("import_captions", "detect_shots", "evaluate_split")}, jobs

@@ -53,7 +53,7 @@ def _rel(a: np.ndarray, b: np.ndarray) -> float:
 
 def bench_windows(n: int) -> list[str]:
     from llmvs.datasets import load_caption_json, shipped_captions_path
-    from llmvs.prompts import format_window
+    from llmvs.prompt_builder import format_window
 
     windows: list[str] = []
     for entry in load_caption_json(shipped_captions_path("summe")).values():
@@ -68,7 +68,7 @@ def bench_windows(n: int) -> list[str]:
 
 def _scorer(dtype: str, batch_size: int):
     from llmvs.llm import load_llm
-    from llmvs.prompts import PromptBuilder, resolve_exemplars
+    from llmvs.prompt_builder import PromptBuilder, resolve_exemplars
     from llmvs.window_scorer import WindowScorer
 
     tok, model, model_id = load_llm("smollm2", dtype, "cpu")
@@ -93,7 +93,7 @@ def _worker(rank: int, n_windows: int, batch_size: int, barrier, results) -> Non
 
 def startup_seconds(threads: int = 1) -> float:
     """A fresh process: interpreter, imports, model load, exemplars and the prompt prefix."""
-    code = ("import time, sys; from llmvs.prompting import PromptRunner; "
+    code = ("import time, sys; from llmvs.llm_stage import PromptRunner; "
             f"r = PromptRunner('smollm2', 'auto', 'summe', 0, 'fast', 'bfloat16', threads={threads}); "
             "r.scorer._prefix_states(); print(time.time())")
     t = time.time()

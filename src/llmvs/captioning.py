@@ -11,7 +11,7 @@ Backends:
   vllm is imported only here and lives in its own environment (envs/vllm.yaml).
 
 Models of both are a local folder or a hub id (`org/name[@revision]`) prepared beforehand with
-`llmvs models prepare` (llmvs.models); jobs never download.
+`llmvs models prepare` (llmvs.model_store); jobs never download.
 
 Output columns: frame_index, caption; file metadata: captioner, video, n_frames, fps.
 """
@@ -123,7 +123,7 @@ def vlm_prompt(proc) -> str:
 
 def _model_dir(model) -> Path:
     """The folder of a captioning model: a local folder, or a hub id prepared with `llmvs models prepare`."""
-    from llmvs.models import resolve_model
+    from llmvs.model_store import resolve_model
 
     return resolve_model(str(model))
 

@@ -42,7 +42,7 @@ def _captions(a):
 def _prompts(a):
     from pathlib import Path
 
-    from llmvs.prompting import PromptRunner
+    from llmvs.llm_stage import PromptRunner
 
     if len(a.captions) != len(a.out):
         raise LlmvsError(f"{len(a.captions)} --captions files for {len(a.out)} --out files")
@@ -68,7 +68,7 @@ def _run_config(text: str):
     import json
 
     from llmvs.io import read_json
-    from llmvs.train import TrainConfig
+    from llmvs.run_config import TrainConfig
 
     inline = text.lstrip().startswith("{")
     source = "--run-config" if inline else text
@@ -94,21 +94,22 @@ def _train(a):
 
 
 def _release_scorer(a):
-    from llmvs.train import train_release
+    from llmvs.release import train_release
 
     shots = a.shots_dir or [None] * len(a.annotations)
     if not len(a.annotations) == len(a.embeddings_dir) == len(shots):
         raise LlmvsError(f"{len(a.annotations)} --annotations, {len(a.embeddings_dir)} --embeddings-dir and "
                          f"{len(shots)} --shots-dir: give one of each per benchmark")
     train_release(list(zip(a.annotations, a.embeddings_dir, shots)), _run_config(a.run_config), a.out, a.card,
-                  a.summary, run=a.run, threads=a.threads, captioner_model=a.captioner_model)
+                  a.summary, run=a.run, threads=a.threads, captioner_model=a.captioner_model,
+                  smooth_steps=a.smooth_steps)
 
 
 def _evaluate(a):
     from llmvs.scoring import evaluate_split
 
     rows = evaluate_split(a.annotations, a.splits, a.split, a.method, a.out_dir, embeddings_dir=a.embeddings_dir,
-                          model_path=a.model, shots_dir=a.shots_dir, seed=a.seed)
+                          model_path=a.model, shots_dir=a.shots_dir, seed=a.seed, smooth_steps=a.smooth_steps)
     for r in rows:
         print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in r.items()))
 
@@ -140,13 +141,13 @@ def _summarize(a):
 
     s = summarize_video(a.video, a.out, captions=a.captions, captioner=a.captioner, llm=a.llm, scorer=a.scorer,
                         zero_shot=a.zero_shot, budget=a.budget, seconds=a.seconds, dtype=a.dtype,
-                        threads=a.threads, shot_seconds=a.shot_seconds)
+                        threads=a.threads, shot_seconds=a.shot_seconds, smooth_steps=a.smooth_steps)
     print(f"{a.out}/summary.mp4: {s['summary_duration_s']:.1f} s of {s['duration_s']:.1f} s "
           f"({s['n_selected_shots']} of {s['n_shots']} shots); page: {a.out}/summary.html")
 
 
 def _models_prepare(a):
-    from llmvs.models import prepare_model
+    from llmvs.model_store import prepare_model
 
     for spec in a.specs:
         print(prepare_model(spec, a.models_dir))
@@ -159,7 +160,13 @@ def _human(a):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from llmvs.llm import DTYPES
+    from llmvs.llm_stage import PATHS, PROMPTS_DEFAULTS
+    from llmvs.run_config import METHODS
+    from llmvs.shots import MIN_SHOT_SECONDS, SHOT_SECONDS
     from llmvs.summarize import DEFAULT_CAPTIONER
+
+    smooth_help = "Gaussian smoothing of the step scores over time: sigma in steps (a run's evaluation key)"
 
     p = argparse.ArgumentParser(prog="llmvs", description=__doc__.splitlines()[0])
     p.add_argument("--version", action="version", version=f"llmvs {__version__}")
@@ -178,8 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--frames", help="frames Parquet: colour-histogram features")
     s.add_argument("--annotations", help="annotations.parquet (n_frames/fps of a benchmark video)")
     s.add_argument("--video", help="video key inside --annotations")
-    s.add_argument("--shot-seconds", type=float, default=4.0)
-    s.add_argument("--min-shot-seconds", type=float, default=1.0)
+    s.add_argument("--shot-seconds", type=float, default=SHOT_SECONDS, help="detected shots: one per this many seconds")
+    s.add_argument("--min-shot-seconds", type=float, default=MIN_SHOT_SECONDS)
     s.add_argument("--out", required=True)
     s.set_defaults(func=_shots)
 
@@ -208,12 +215,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dataset", help="benchmark of these videos (chooses the other one's exemplars)")
     s.add_argument("--exemplars", default="auto", help="auto | summe | tvsum | none | exemplars.json")
     s.add_argument("--seed", type=int, default=0, help="exemplar seed")
-    s.add_argument("--path", default="fast", choices=["fast", "plain", "vllm"],
+    s.add_argument("--path", default=PROMPTS_DEFAULTS["path"], choices=PATHS,
                    help="fast: shared-prefix KV cache (default); plain: full prompt per window; vllm: vLLM engines")
-    s.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
-    s.add_argument("--batch-size", type=int, default=16, help="most windows per forward pass")
-    s.add_argument("--token-budget", type=int, default=2048, help="most padded query tokens per forward pass")
-    s.add_argument("--max-new-tokens", type=int, default=8)
+    s.add_argument("--dtype", default=PROMPTS_DEFAULTS["dtype"], choices=DTYPES)
+    s.add_argument("--batch-size", type=int, default=PROMPTS_DEFAULTS["batch_size"], help="most windows per forward pass")
+    s.add_argument("--token-budget", type=int, default=PROMPTS_DEFAULTS["token_budget"],
+                   help="most padded query tokens per forward pass")
+    s.add_argument("--max-new-tokens", type=int, default=PROMPTS_DEFAULTS["max_new_tokens"])
     s.add_argument("--threads", type=int, help="torch CPU threads")
     s.add_argument("--token-states", action="store_true", help="also write token-level states (.tokens.parquet)")
     s.add_argument("--overwrite", action="store_true", help="recompute files that exist")
@@ -248,6 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--run-config", required=True, help="JSON file or inline JSON of training keys")
     s.add_argument("--summary", required=True, help="summary.csv with the run's cross-validated results")
     s.add_argument("--captioner-model", default=DEFAULT_CAPTIONER, help="the model that wrote the captions")
+    s.add_argument("--smooth-steps", type=float, default=0.0, help=smooth_help + "; stored for `summarize`")
     s.add_argument("--threads", type=int)
     s.add_argument("--out", required=True, help="checkpoint (.pt)")
     s.add_argument("--card", required=True, help="model card (.md)")
@@ -257,11 +266,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--annotations", required=True)
     s.add_argument("--splits", required=True)
     s.add_argument("--split", type=int, required=True)
-    s.add_argument("--method", required=True, choices=["model", "zero_shot", "zero_shot_expected", "random", "oracle"])
+    s.add_argument("--method", required=True, choices=METHODS)
     s.add_argument("--model", help="model.pt (method model)")
     s.add_argument("--embeddings-dir", help="embeddings folder (methods model, zero_shot)")
     s.add_argument("--shots-dir", required=True)
     s.add_argument("--seed", type=int, default=0, help="seed of the random control")
+    s.add_argument("--smooth-steps", type=float, default=0.0, help=smooth_help)
     s.add_argument("--out-dir", required=True)
     s.set_defaults(func=_evaluate)
 
@@ -281,15 +291,15 @@ def build_parser() -> argparse.ArgumentParser:
     cap.add_argument("--captioner", help=f"captioning model: hub id (prepared with `llmvs models prepare`) or "
                                          f"folder (default without --captions: {DEFAULT_CAPTIONER})")
     s.add_argument("--llm", default="smollm2")
-    s.add_argument("--dtype", choices=["float32", "bfloat16", "float16"],
-                   help="LLM dtype (default: the one the scorer was trained with, else float32)")
+    s.add_argument("--dtype", choices=DTYPES, help="LLM dtype (default: the one the scorer was trained with, else float32)")
     sc = s.add_mutually_exclusive_group()
     sc.add_argument("--scorer", help="model.pt trained on this LLM's states (default: the shipped scorer)")
     sc.add_argument("--zero-shot", action="store_true", help="use the LLM's own answers instead of a scorer")
     bud = s.add_mutually_exclusive_group()
     bud.add_argument("--budget", type=float, default=0.15, help="fraction of the video (default 0.15)")
     bud.add_argument("--seconds", type=float, help="summary length in seconds")
-    s.add_argument("--shot-seconds", type=float, default=4.0, help="one shot per this many seconds")
+    s.add_argument("--shot-seconds", type=float, default=SHOT_SECONDS, help="one shot per this many seconds")
+    s.add_argument("--smooth-steps", type=float, help=smooth_help + " (default: the scorer's own, else none)")
     s.add_argument("--threads", type=int)
     s.set_defaults(func=_summarize)
 

@@ -91,7 +91,7 @@ def embeddings_table(frame_index, results, masks, metadata: dict):
     """The prompts stage's table: every pooling of every window, the answers and score probabilities."""
     import pyarrow as pa
 
-    from llmvs.prompts import SCORES, parse_score
+    from llmvs.prompt_builder import SCORES, parse_score
 
     pooled = [pool_window(r, t, c) for r, (t, c) in zip(results, masks)]
     columns = {name: np.stack([p[name] for p in pooled]) for name in pooled[0]}
@@ -211,6 +211,15 @@ def feature_names(spec) -> list[str]:
     return names
 
 
+def check_feature_names(spec) -> list[str]:
+    """A run's `features`, each a column some stage writes (or `qa`), checked without opening a file."""
+    names = feature_names(spec)
+    unknown = [n for n in names if n != "qa" and n not in FEATURE_COLUMNS]
+    if unknown:
+        raise LlmvsError(f"unknown feature column {unknown[0]!r}: expected qa or one of {', '.join(FEATURE_COLUMNS)}")
+    return names
+
+
 def feature_matrix(emb: Embeddings, spec) -> np.ndarray:
     """[T, D_total] model input for a feature spec (see `feature_names`)."""
     parts = []
@@ -218,3 +227,24 @@ def feature_matrix(emb: Embeddings, spec) -> np.ndarray:
         # parity: the paper max-pools concat(q, a) over tokens = element-wise max of the pooled parts
         parts.append(np.maximum(emb.features("q"), emb.features("a")) if name == "qa" else emb.features(name))
     return np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
+
+
+def load_video_embeddings(embeddings_dir, video) -> Embeddings:
+    """The embeddings file of one benchmark video, its steps checked against the video's picks."""
+    path = Path(embeddings_dir) / f"{video.key}.arrow"
+    emb = read_embeddings(path)
+    frame_index = emb.frame_index
+    if len(frame_index) != video.n_steps:
+        raise LlmvsError(f"{path}: {len(frame_index)} steps, but {video.key} has {video.n_steps} "
+                         f"(picks 0, 15, ... < {video.n_frames})")
+    differ = np.flatnonzero(frame_index != video.picks)
+    if len(differ):
+        i = int(differ[0])
+        raise LlmvsError(f"{path}: step {i} is frame {frame_index[i]}, but {video.key}'s step {i} is frame "
+                         f"{video.picks[i]} ({len(differ)} of {video.n_steps} steps differ)")
+    return emb
+
+
+def load_video_features(embeddings_dir, video, features) -> np.ndarray:
+    """[T, D] model input of one benchmark video (see `feature_matrix`), checked against its steps."""
+    return feature_matrix(load_video_embeddings(embeddings_dir, video), features)

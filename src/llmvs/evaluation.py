@@ -8,6 +8,7 @@
 - `tvsum_correlation`: step scores vs each annotator's raw scores at frames 0, 15, 30, ...,
   averaged over annotators.
 - `f1_score`: precision/recall of a summary against each user summary (percent), max or mean.
+- `video_metrics`: all of them for one benchmark video's step scores, as its benchmark defines them.
 
 Kendall is tau-b, Spearman is scipy's. A constant prediction carries no ranking: its
 correlation is defined as 0 (scipy would give NaN, which would poison the split mean).
@@ -21,8 +22,7 @@ import numpy as np
 from scipy.stats import kendalltau, spearmanr
 
 from llmvs import LlmvsError
-
-STEP = 15
+from llmvs.datasets import STEP
 
 
 def _finite(name: str, x: np.ndarray) -> np.ndarray:
@@ -157,4 +157,23 @@ def tvsum_user_summaries(annotator_frame_scores, change_points, n_frames: int, b
     for u, frames in enumerate(annot):
         for s in knapsack(shot_scores(frames, cps), lengths, capacity):
             out[u, cps[s, 0]:cps[s, 1] + 1] = True
+    return out
+
+
+def video_metrics(video, scores: np.ndarray, change_points: np.ndarray | None, users=None) -> dict:
+    """tau, rho (dataset protocol) and F1 for one video's step scores.
+
+    `users`: TVSum's per-annotator knapsack summaries under these shots, when already computed."""
+    out = {}
+    if video.dataset == "tvsum":
+        out["tau"], out["rho"] = tvsum_correlation(scores, video.user_scores)
+    if change_points is not None:
+        summary = knapsack_summary(scores, change_points, video.n_frames, video.picks)
+        if video.dataset == "summe":
+            out["tau"], out["rho"] = summe_correlation(summary, video.user_summaries)
+            out["f1"] = f1_score(summary, video.user_summaries, "max")
+        else:
+            if users is None:
+                users = tvsum_user_summaries(video.user_scores, change_points, video.n_frames)
+            out["f1"] = f1_score(summary, users, "avg")
     return out

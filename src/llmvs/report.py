@@ -1,9 +1,11 @@
 """The `aggregate` stage: results tables for every dataset x run x split, beside the paper.
 
 Per setting (captioner x LLM), under `results/summaries/{captioner}/{llm}/`:
-`metrics.csv`: captioner, llm, dataset, run, split, n_videos, tau, rho, f1 (means over the split's
-test videos); `summary.csv`: mean and std over splits per dataset x run (source = measured), our
-human baseline (measured), and the paper's published rows (source = published); `summary.png`.
+`metrics.csv`: captioner, llm, dataset, run, split, seed, n_videos, tau, rho, f1 (means over the
+split's test videos, per trained seed); `summary.csv`: per dataset x run (source = measured) the
+mean, the std over the splits (of each split's mean over its seeds) and the std over the seeds (of
+each seed's mean over the splits; its standard error is seed_std / sqrt(n_seeds)), our human baseline
+(measured), and the paper's published rows (source = published); `summary.png`.
 `combine` stacks several settings' summaries into one table and chart (`results/summary.csv`), so
 the embedded default and the paper preset are compared side by side.
 """
@@ -49,14 +51,15 @@ def collect_metrics(paths) -> "pd.DataFrame":
             raise LlmvsError(f"{p}: not a readable metrics CSV ({err})") from None
         if frame.empty:
             raise LlmvsError(f"{p}: no videos")
-        row = {"captioner": m["captioner"], "llm": m["llm"], "dataset": m["dataset"], "run": m["run"],
-               "split": int(m["split"]), "n_videos": len(frame)}
-        for col in ("tau", "rho", "f1"):
-            row[col] = float(frame[col].mean()) if col in frame else np.nan
-        rows.append(row)
+        for seed, part in frame.groupby("seed") if "seed" in frame else [(0, frame)]:
+            row = {"captioner": m["captioner"], "llm": m["llm"], "dataset": m["dataset"], "run": m["run"],
+                   "split": int(m["split"]), "seed": int(seed), "n_videos": len(part)}
+            for col in ("tau", "rho", "f1"):
+                row[col] = float(part[col].mean()) if col in part else np.nan
+            rows.append(row)
     frame = pd.DataFrame(rows)
     run_order = frame.run.map({run: i for i, run in enumerate(dict.fromkeys(frame.run))})  # as given: the config's
-    return (frame.assign(run_order=run_order).sort_values(["captioner", "llm", "dataset", "run_order", "split"])
+    return (frame.assign(run_order=run_order).sort_values(["captioner", "llm", "dataset", "run_order", "split", "seed"])
             .drop(columns="run_order").reset_index(drop=True))
 
 
@@ -66,10 +69,14 @@ def summarize(metrics, human=None) -> "pd.DataFrame":
     rows = []
     setting = dict(zip(SETTING, metrics[SETTING].iloc[0])) if len(metrics) else {}
     for (dataset, run), g in metrics.groupby(["dataset", "run"], sort=False):
-        row = {**setting, "dataset": dataset, "row": run, "source": "measured", "n_splits": len(g)}
+        splits = g.groupby("split")[["tau", "rho", "f1"]].mean()  # each split: the mean over its seeds
+        seeds = g.groupby("seed")[["tau", "rho", "f1"]].mean()  # each seed: the mean over the splits
+        row = {**setting, "dataset": dataset, "row": run, "source": "measured", "n_splits": len(splits),
+               "n_seeds": len(seeds)}
         for col in ("tau", "rho", "f1"):
-            row[f"{col}_mean"] = g[col].mean()
-            row[f"{col}_std"] = g[col].std(ddof=0)
+            row[f"{col}_mean"] = splits[col].mean()
+            row[f"{col}_std"] = splits[col].std(ddof=0)  # spread over the splits (of the seed means)
+            row[f"{col}_seed_std"] = seeds[col].std(ddof=1) if len(seeds) > 1 else np.nan  # spread over the seeds
         rows.append(row)
     if human is not None:
         for dataset, g in human[human.video == "mean"].groupby("dataset"):

@@ -7,7 +7,8 @@ tie), and two controls that calibrate
 the protocol under the same shots: `random` (seeded uniform scores) and `oracle` (the
 ground-truth gtscore itself: the ceiling reachable with these shots).
 
-Writes `scores.parquet` (video, frame_index, score) and `metrics.csv` (video, n_steps, tau, rho, f1).
+Writes `scores.parquet` (video, seed, frame_index, score) and `metrics.csv` (video, [seed,] n_steps,
+tau, rho, f1; `seed` numbers the models of a checkpoint trained with several seeds).
 """
 
 from __future__ import annotations
@@ -19,8 +20,6 @@ import numpy as np
 
 from llmvs import LlmvsError
 
-METHODS = ("model", "zero_shot", "zero_shot_expected", "random", "oracle")
-
 
 def zero_shot_scores(answer_scores: np.ndarray, source="") -> np.ndarray:
     """The answers' scores; an unparsable answer takes the video's median answer."""
@@ -31,55 +30,65 @@ def zero_shot_scores(answer_scores: np.ndarray, source="") -> np.ndarray:
 
 
 def evaluate_split(annotations, splits_file, split: int, method: str, out_dir, *, embeddings_dir=None,
-                   model_path=None, shots_dir=None, seed: int = 0) -> list[dict]:
+                   model_path=None, shots_dir=None, seed: int = 0, smooth_steps: float = 0.0) -> list[dict]:
+    """Score every test video of a split and write `scores.parquet` and `metrics.csv`; a checkpoint's
+    models (one per trained seed) are each scored on their own, in rows told apart by `seed`.
+    `smooth_steps`: Gaussian smoothing of the scores over time (sigma in steps; the run's evaluation key)."""
     import pandas as pd
     import pyarrow as pa
 
+    from llmvs.checkpoints import checkpoint_scores, load_scorers, smooth_scores
     from llmvs.datasets import read_annotations
-    from llmvs.io import atomic_path, write_parquet
+    from llmvs.embeddings import load_video_embeddings, load_video_features
+    from llmvs.evaluation import video_metrics
+    from llmvs.io import atomic_path, read_splits, write_parquet
+    from llmvs.run_config import METHODS, check_smooth_steps
     from llmvs.shots import read_shots
-    from llmvs.train import checkpoint_scores, load_model, load_video_embeddings, load_video_features, video_metrics
 
     if method not in METHODS:
         raise LlmvsError(f"unknown evaluation method {method!r}: expected one of {METHODS}")
-    from llmvs.io import read_splits
-
+    smooth_steps = check_smooth_steps(smooth_steps)
     videos = read_annotations(annotations)
     test_keys = read_splits(splits_file, split)[1]
     if method in ("model", "zero_shot", "zero_shot_expected") and not embeddings_dir:
         raise LlmvsError(f"evaluate --method {method} needs --embeddings-dir")
-    model = ckpt = None
+    models, ckpt = [None], None
     if method == "model":
-        model, ckpt = load_model(model_path)
+        models, ckpt = load_scorers(model_path)
         leaked = sorted(set(ckpt.get("fit_keys", [])) & set(test_keys))
         if leaked:
             raise LlmvsError(f"{model_path}: trained on test videos {leaked[:5]}")
     rows, score_rows = [], []
     for key in test_keys:
         v = videos[key]
+        cps = read_shots(Path(shots_dir) / f"{key}.parquet", v.n_frames) if shots_dir else None
         if method == "model":
             x = load_video_features(embeddings_dir, v, ckpt["model_config"]["features"])
-            scores = checkpoint_scores(model, ckpt, x, scorer=model_path, features=Path(embeddings_dir) / f"{key}.arrow")
+            arrow = Path(embeddings_dir) / f"{key}.arrow"
+            scores = [checkpoint_scores(m, ckpt, x, scorer=model_path, features=arrow, smooth_steps=smooth_steps)
+                      for m in models]
         elif method == "zero_shot":
             emb = load_video_embeddings(embeddings_dir, v)
-            scores = zero_shot_scores(emb.answer_score, emb.path)
+            scores = [smooth_scores(zero_shot_scores(emb.answer_score, emb.path), smooth_steps)]
         elif method == "zero_shot_expected":
             emb = load_video_embeddings(embeddings_dir, v)
-            scores = zero_shot_scores(emb.answer_expected, emb.path)
+            scores = [smooth_scores(zero_shot_scores(emb.answer_expected, emb.path), smooth_steps)]
         elif method == "random":
             rng = np.random.default_rng([seed, zlib.crc32(key.encode())])  # same per video whatever the split
-            scores = rng.random(v.n_steps)
+            scores = [rng.random(v.n_steps)]
         else:
-            scores = v.gtscore.astype(np.float64)
-        cps = read_shots(Path(shots_dir) / f"{key}.parquet", v.n_frames) if shots_dir else None
-        m = video_metrics(v, np.asarray(scores, np.float64), cps)
-        rows.append({"video": key, "n_steps": v.n_steps, **m})
-        score_rows.append((key, v.picks, np.asarray(scores, np.float32)))
+            scores = [v.gtscore.astype(np.float64)]
+        for s, step_scores in enumerate(scores):
+            m = video_metrics(v, np.asarray(step_scores, np.float64), cps)
+            rows.append({"video": key, **({"seed": s} if len(scores) > 1 else {}), "n_steps": v.n_steps, **m})
+            score_rows.append((key, s, v.picks, np.asarray(step_scores, np.float32)))
     out_dir = Path(out_dir)
-    table = pa.table({"video": [k for k, _, _ in score_rows],
-                      "frame_index": pa.array([p for _, p, _ in score_rows], pa.list_(pa.int64())),
-                      "score": pa.array([s for _, _, s in score_rows], pa.list_(pa.float32()))})
-    write_parquet(table, out_dir / "scores.parquet", metadata={"method": method, "split": split})
+    table = pa.table({"video": [k for k, _, _, _ in score_rows],
+                      "seed": pa.array([s for _, s, _, _ in score_rows], pa.int32()),
+                      "frame_index": pa.array([p for _, _, p, _ in score_rows], pa.list_(pa.int64())),
+                      "score": pa.array([x for _, _, _, x in score_rows], pa.list_(pa.float32()))})
+    write_parquet(table, out_dir / "scores.parquet",
+                  metadata={"method": method, "split": split, "smooth_steps": smooth_steps})
     with atomic_path(out_dir / "metrics.csv") as tmp:
         pd.DataFrame(rows).to_csv(tmp, index=False, float_format="%.6f")
     return rows

@@ -24,6 +24,9 @@ import numpy as np
 
 from llmvs import LlmvsError
 
+SHOT_SECONDS = 4.0  # one detected shot per this many seconds of video (about the KTS shots' 2-5 s)
+MIN_SHOT_SECONDS = 1.0
+
 
 def _l2_rows(x: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(x, axis=1, keepdims=True)
@@ -57,7 +60,7 @@ def frame_features(jpegs: list[bytes], bins: int = 8) -> np.ndarray:
 
 
 def detect_shots(features: np.ndarray, n_frames: int, picks, fps: float,
-                 shot_seconds: float = 4.0, min_shot_seconds: float = 1.0) -> np.ndarray:
+                 shot_seconds: float = SHOT_SECONDS, min_shot_seconds: float = MIN_SHOT_SECONDS) -> np.ndarray:
     """Inclusive [start, end] frame ranges tiling [0, n_frames - 1], cut between sampled steps."""
     import ruptures as rpt
 
@@ -118,7 +121,7 @@ def split_shots(change_points, max_frames: int, picks) -> tuple[np.ndarray, np.n
 
 
 def run_shots(out, captions=None, frames=None, change_points=None, annotations=None, video=None,
-              shot_seconds: float = 4.0, min_shot_seconds: float = 1.0) -> None:
+              shot_seconds: float = SHOT_SECONDS, min_shot_seconds: float = MIN_SHOT_SECONDS) -> None:
     """The `shots` stage -> shots Parquet: a benchmark video's shipped change points (`change_points`
     JSON), or change points detected on features of a captions or frames Parquet."""
     import pyarrow as pa

@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from llmvs import LlmvsError
+from llmvs.shots import SHOT_SECONDS
 
 OUTPUTS = ("summary.mp4", "shots.csv", "scores.csv", "timeline.png", "summary.json", "summary.html")
 DEFAULT_CAPTIONER = "Salesforce/blip-image-captioning-base"  # the captioner of the benchmark captions (data/SOURCES.md)
@@ -52,7 +53,7 @@ def choose_scorer(scorer=None, zero_shot: bool = False) -> Path | None:
 
     Without a shipped checkpoint the run stops: a silent fall-back to zero-shot scores would pass off
     the LLM's flat answers as the trained method."""
-    from llmvs.train import RELEASE_COMMAND
+    from llmvs.release import RELEASE_COMMAND
 
     if zero_shot:
         return None
@@ -98,7 +99,7 @@ def check_scorer(path, ckpt: dict, model_id: str, hidden: int) -> None:
 
 def resolve_captioner(spec: str) -> Path:
     """The folder of a captioning model (hub id or folder), offline; a missing hub model says how to get it."""
-    from llmvs.models import default_models_dir, parse_model_spec, resolve_model
+    from llmvs.model_store import default_models_dir, parse_model_spec, resolve_model
 
     try:
         return resolve_model(spec)
@@ -140,19 +141,21 @@ def select_shots(values, lengths, capacity: int) -> np.ndarray:
     return selected
 
 
-def step_scores(embeddings, scorer: str | None) -> tuple[np.ndarray, str]:
-    """Scores per sampled frame from a trained checkpoint, or the zero-shot answers."""
+def step_scores(embeddings, scorer: str | None, smooth_steps: float = 0.0) -> tuple[np.ndarray, str]:
+    """Scores per sampled frame from a trained checkpoint (smoothed over time by `smooth_steps`), or the
+    zero-shot answers."""
     from llmvs.embeddings import feature_matrix, read_embeddings
     from llmvs.scoring import zero_shot_scores
 
     emb = read_embeddings(embeddings)
     if not scorer:
         return zero_shot_scores(emb.answer_score, embeddings), "zero-shot LLM answers"
-    from llmvs.train import checkpoint_scores, load_model
+    from llmvs.checkpoints import checkpoint_scores, load_model
 
     model, ckpt = load_model(scorer)
     x = feature_matrix(emb, ckpt["model_config"]["features"])
-    return checkpoint_scores(model, ckpt, x, scorer=scorer, features=embeddings).astype(np.float64), str(scorer)
+    scores = checkpoint_scores(model, ckpt, x, scorer=scorer, features=embeddings, smooth_steps=smooth_steps)
+    return scores.astype(np.float64), str(scorer)
 
 
 def write_summary_video(src, out, change_points: np.ndarray, selected: np.ndarray, fps: float) -> float:
@@ -258,19 +261,21 @@ def plot_timeline(out, times, scores, change_points, selected, fps, thumbs, titl
 def summarize_video(video, out_dir, *, captions=None, captioner=None, llm: str = "smollm2", scorer=None,
                     zero_shot: bool = False, budget: float | None = 0.15, seconds: float | None = None,
                     dtype: str | None = None, exemplars: str = "auto", threads: int | None = None,
-                    shot_seconds: float = 4.0) -> dict:
+                    shot_seconds: float = SHOT_SECONDS, smooth_steps: float | None = None) -> dict:
     """`captions` (file) or `captioner` (model; default BLIP base); `scorer` (checkpoint; default the
-    shipped one) or `zero_shot`; `dtype` of the LLM: by default the one the scorer was trained on."""
+    shipped one) or `zero_shot`; `dtype` of the LLM: by default the one the scorer was trained on;
+    `smooth_steps`: by default the scorer's own (a release scorer stores its run's), else none."""
     import pandas as pd
 
     from llmvs.captioning import caption_transformers, frame_images, read_caption_file, write_captions
     from llmvs.evaluation import frame_scores, shot_scores
     from llmvs.io import read_parquet
     from llmvs.embeddings import read_embeddings
-    from llmvs.prompting import PromptRunner
+    from llmvs.llm_stage import PromptRunner
     from llmvs.shots import detect_shots, frame_features, split_shots
     from llmvs.summary_page import render_summary_page
-    from llmvs.video import STEP, decode_frames
+    from llmvs.datasets import STEP
+    from llmvs.video import decode_frames
 
     if captions and captioner:
         raise LlmvsError("give --captions FILE or --captioner MODEL, not both")
@@ -278,11 +283,13 @@ def summarize_video(video, out_dir, *, captions=None, captioner=None, llm: str =
     scorer = choose_scorer(scorer, zero_shot)
     schema = {}
     if scorer is not None:
-        from llmvs.train import load_model
+        from llmvs.checkpoints import load_model
 
         ckpt = load_model(scorer)[1]
         check_scorer(scorer, ckpt, *llm_states(llm))
         schema = ckpt.get("feature_schema", {})
+        if smooth_steps is None:
+            smooth_steps = ckpt.get("scoring", {}).get("smooth_steps", 0.0)
     # the benchmark path's settings for the scorer's LLM states (same captions, LLM, scorer -> same scores)
     dtype = dtype or schema.get("dtype") or "float32"
     exemplar_seed = schema.get("exemplar_seed") or 0
@@ -318,7 +325,7 @@ def summarize_video(video, out_dir, *, captions=None, captioner=None, llm: str =
         if captions:
             caps, captioner_id = read_caption_file(captions, picks, video.stem), f"file:{Path(captions).name}"
         else:
-            from llmvs.models import describe_model
+            from llmvs.model_store import describe_model
 
             caps = caption_transformers(frame_images(frames), captioner_dir)
             captioner_id = describe_model(captioner or DEFAULT_CAPTIONER, captioner_dir)
@@ -327,7 +334,7 @@ def summarize_video(video, out_dir, *, captions=None, captioner=None, llm: str =
         lap("captions_s", "captions", f"{len(caps)} from {captioner_id}")
         runner = PromptRunner(llm, exemplars, None, exemplar_seed, "fast", dtype, threads=threads)
         runner.run(work / "captions.parquet", work / "embeddings.arrow")
-        scores, scorer_id = step_scores(work / "embeddings.arrow", scorer)
+        scores, scorer_id = step_scores(work / "embeddings.arrow", scorer, smooth_steps or 0.0)
         if scorer == SHIPPED_SCORER:
             scorer_id = f"default scorer {SHIPPED_SCORER.stem}"
         answers = read_embeddings(work / "embeddings.arrow").answer_score

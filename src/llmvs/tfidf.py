@@ -51,7 +51,7 @@ def lsa_vectors(documents: list[list[str]], dims: int = DIMS, seed: int = 0) -> 
 
 def window_features(vectors: np.ndarray) -> dict[str, np.ndarray]:
     """`q_text` (max over each step's window) and `c` (the step itself) from per-caption vectors."""
-    from llmvs.prompts import window_indices
+    from llmvs.prompt_builder import window_indices
 
     n = len(vectors)
     q_text = np.stack([vectors[list(window_indices(t, n))].max(axis=0) for t in range(n)])

@@ -15,8 +15,8 @@ import io
 from pathlib import Path
 
 from llmvs import LlmvsError
+from llmvs.datasets import STEP
 
-STEP = 15
 
 
 def open_video(path):

@@ -15,7 +15,7 @@ import math
 import numpy as np
 
 from llmvs import LlmvsError
-from llmvs.prompts import PromptBuilder
+from llmvs.prompt_builder import PromptBuilder
 from llmvs.window_scorer import WindowResult
 
 TOP_LOGPROBS = 20

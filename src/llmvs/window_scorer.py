@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from llmvs import LlmvsError
-from llmvs.prompts import PromptBuilder
+from llmvs.prompt_builder import PromptBuilder
 
 
 @dataclass

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from llmvs import LlmvsError
+from llmvs.datasets import OTHER_BENCHMARK
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v")
 
@@ -25,8 +26,6 @@ def video_keys(dataset: str, data_dir, splits: list[int]) -> list[str]:
     return sorted(keys, key=lambda k: int(k.rsplit("_", 1)[1]))
 
 
-RUN_KEYS = ("method", "datasets", "embeddings")  # run keys that are not training keys
-OTHER = {"summe": "tvsum", "tvsum": "summe"}
 
 
 def check_config(config: dict, workflow_dir) -> None:
@@ -43,20 +42,28 @@ def check_config(config: dict, workflow_dir) -> None:
         captioner, _, llm = setting.partition("/")
         if captioner not in config["captioners"] or llm not in config["llms"]:
             raise LlmvsError(f"config compare: {setting!r} must be <captioner>/<llm> from captioners and llms")
-    from llmvs.train import TrainConfig
+    from llmvs.run_config import EVALUATION_KEYS, METHODS, RUN_KEYS, TrainConfig, check_smooth_steps
 
     known = set(TrainConfig.__dataclass_fields__)
     sources = [("training", config.get("training", {}), known)]
     sources += [(f"training_by_dataset.{ds}", keys, known) for ds, keys in config.get("training_by_dataset", {}).items()]
-    sources += [(f"runs.{run}", spec, known | set(RUN_KEYS)) for run, spec in config["runs"].items()]
+    sources += [(f"runs.{run}", spec, known | set(RUN_KEYS) | set(EVALUATION_KEYS)) for run, spec in config["runs"].items()]
     for where, keys, allowed in sources:
         unknown = sorted(set(keys) - allowed)
         if unknown:
-            raise LlmvsError(f"config {where}.{unknown[0]}: unknown key (training keys: {', '.join(sorted(known))})")
+            raise LlmvsError(f"config {where}.{unknown[0]}: unknown key (training keys: {', '.join(sorted(known))}; "
+                             f"run keys: {', '.join(RUN_KEYS + EVALUATION_KEYS)})")
     for run, spec in config["runs"].items():
+        method = spec.get("method", "model")
+        if method not in METHODS:
+            raise LlmvsError(f"config runs.{run}.method: unknown method {method!r} (expected one of {', '.join(METHODS)})")
         encoder = spec.get("embeddings", config["llm"])
         if encoder not in ("tfidf", config["llm"]):
             raise LlmvsError(f"config runs.{run}.embeddings: {encoder!r} must be 'tfidf' or the llm ({config['llm']})")
+        try:
+            check_smooth_steps(spec.get("smooth_steps", 0.0))
+        except LlmvsError as err:
+            raise LlmvsError(f"config runs.{run}.{err}") from None
         for dataset in config["datasets"]:
             try:
                 train_config(config, dataset, run)
@@ -66,7 +73,7 @@ def check_config(config: dict, workflow_dir) -> None:
 
 def _check_inputs(config: dict) -> None:
     """Model folders and benchmark videos the configured setting needs, named by their config key."""
-    from llmvs.models import parse_model_spec
+    from llmvs.model_store import parse_model_spec
 
     named = [(f"llms.{config['llm']}.model", config["llms"][config["llm"]]["model"])]
     captioner = config["captioners"][config["captioner"]]
@@ -90,7 +97,7 @@ def _check_inputs(config: dict) -> None:
 
 def model_folders(config: dict, models_dir) -> dict[str, str]:
     """Prepared folder name -> spec of every model the configured settings load (hub ids, smollm2)."""
-    from llmvs.models import prepared_dir
+    from llmvs.model_store import prepared_dir
 
     specs = [config["llms"][llm]["model"] for _, llm in settings(config)]
     specs += [config["captioners"][c]["model"] for c, _ in settings(config)
@@ -101,7 +108,7 @@ def model_folders(config: dict, models_dir) -> dict[str, str]:
 def model_input(spec: str, models_dir) -> str:
     """The folder a job loads: the prepared folder of a hub id / smollm2 (made by `prepare_model`),
     or the local folder itself."""
-    from llmvs.models import prepared_dir
+    from llmvs.model_store import prepared_dir
 
     prepared = prepared_dir(spec, models_dir)
     return str(prepared if prepared is not None else Path(spec).expanduser())
@@ -150,12 +157,17 @@ def run_augments(config: dict, dataset: str, run: str) -> bool:
 
 def train_config(config: dict, dataset: str, run: str) -> str:
     """JSON of the training keys for one dataset x run: training < training_by_dataset < run."""
-    from llmvs.train import TrainConfig
+    from llmvs.run_config import EVALUATION_KEYS, RUN_KEYS, TrainConfig
 
     merged = {**config.get("training", {}), **config.get("training_by_dataset", {}).get(dataset, {}),
-              **{k: v for k, v in config["runs"][run].items() if k not in RUN_KEYS}}
-    TrainConfig.from_dict(merged)  # unknown or bad keys fail at DAG-building time, naming the key
+              **{k: v for k, v in config["runs"][run].items() if k not in RUN_KEYS + EVALUATION_KEYS}}
+    TrainConfig.from_dict(merged)  # unknown or bad keys and values fail at DAG-building time, naming the key
     return json.dumps(merged, sort_keys=True)
+
+
+def smooth_steps(config: dict, run: str) -> float:
+    """The run's evaluation key `smooth_steps` (0: its scores as they are)."""
+    return float(config["runs"][run].get("smooth_steps", 0.0))
 
 
 def lineage(config: dict, captioner: str, llm: str, run: str, dataset: str | None = None) -> str:
@@ -185,29 +197,16 @@ def embedded_videos(config: dict, videos: dict[str, list[str]]) -> dict[str, lis
     out = {ds: list(keys) for ds, keys in videos.items()}
     for ds in config["datasets"]:
         for run in config["runs"]:
-            if run_method(config, run) == "model" and run_augments(config, ds, run) and OTHER[ds] not in out:
-                out[OTHER[ds]] = video_keys(OTHER[ds], config["data_dir"], [0, 1, 2, 3, 4])
+            if run_method(config, run) == "model" and run_augments(config, ds, run) and OTHER_BENCHMARK[ds] not in out:
+                out[OTHER_BENCHMARK[ds]] = video_keys(OTHER_BENCHMARK[ds], config["data_dir"], [0, 1, 2, 3, 4])
     return out
 
 
-def llm_batches(config: dict, videos: dict[str, list[str]], captioner: str, llm: str) -> list[dict]:
-    """The LLM stage's jobs: consecutive videos of one benchmark, about `windows_per_llm_job` windows
-    each (the model loads once per job); 0 = one job per video."""
+def video_steps(config: dict, dataset: str, video: str) -> int:
+    """Steps (LLM windows) of one benchmark video: sizes the LLM job's run time."""
     from llmvs.datasets import load_dataset
 
-    target = config.get("windows_per_llm_job", 0)
-    out = []
-    for ds, keys in videos.items():
-        steps = load_dataset(ds, config["data_dir"])
-        batch, size = [], 0
-        for k in keys:
-            batch.append(k)
-            size += steps[k].n_steps
-            if size >= target or k == keys[-1]:
-                out.append({"name": _rule_name("embed_windows", captioner, llm, ds, len([b for b in out if b["dataset"] == ds])),
-                            "dataset": ds, "videos": batch, "windows": size})
-                batch, size = [], 0
-    return out
+    return load_dataset(dataset, config["data_dir"])[video].n_steps
 
 
 def _rule_name(*parts) -> str:
@@ -240,10 +239,10 @@ def exemplar_inputs(config: dict, dataset: str) -> list[str]:
     from llmvs.datasets import annotation_files, shipped_captions_path
 
     spec = config["exemplars"]
-    source = OTHER.get(dataset, "tvsum") if spec == "auto" else spec
+    source = OTHER_BENCHMARK.get(dataset, "tvsum") if spec == "auto" else spec
     if source == "none":
         return []
-    if source not in OTHER:
+    if source not in OTHER_BENCHMARK:
         return [source]  # an exemplars JSON file
     return [str(p) for p in annotation_files(source, config["data_dir"])] + [
         str(shipped_captions_path(source, data_dir=config["data_dir"]))]
@@ -251,13 +250,18 @@ def exemplar_inputs(config: dict, dataset: str) -> list[str]:
 
 def llm_args(spec: dict) -> str:
     """`--llm` and `--dtype` flags for one entry of `llms` (shared by prompts and summarize)."""
-    return f"--llm '{spec['model']}' --dtype {spec.get('dtype', 'float32')}"
+    from llmvs.llm_stage import PROMPTS_DEFAULTS
+
+    return f"--llm '{spec['model']}' --dtype {spec.get('dtype', PROMPTS_DEFAULTS['dtype'])}"
 
 
 def prompts_args(spec: dict) -> str:
-    """CLI flags of `llmvs prompts` for one entry of `llms`."""
-    args = [llm_args(spec), f"--batch-size {spec.get('batch_size', 16)}", f"--max-new-tokens {spec.get('max_new_tokens', 8)}",
-            f"--token-budget {spec.get('token_budget', 2048)}", f"--path {spec.get('path', 'fast')}"]
+    """CLI flags of `llmvs prompts` for one entry of `llms` (what it leaves out: llm_stage.PROMPTS_DEFAULTS)."""
+    from llmvs.llm_stage import PROMPTS_DEFAULTS
+
+    d = {**PROMPTS_DEFAULTS, **spec}
+    args = [llm_args(spec), f"--batch-size {d['batch_size']}", f"--max-new-tokens {d['max_new_tokens']}",
+            f"--token-budget {d['token_budget']}", f"--path {d['path']}"]
     if spec.get("token_states"):
         args.append("--token-states")
     return " ".join(args)

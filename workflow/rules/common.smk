@@ -1,6 +1,7 @@
 # Input functions shared by the rule files (the logic they call lives in llmvs.workflow).
 import shlex
 
+from llmvs.datasets import OTHER_BENCHMARK
 from llmvs.summarize import SHIPPED_SCORER, file_sha256
 from llmvs.workflow import RELEASE_DATASETS, RELEASE_SETTING, release_config
 
@@ -64,7 +65,7 @@ def _train_inputs(wc):
         "shots": _shots(wc),
     }
     if run_augments(config, wc.dataset, wc.run):  # the other benchmark's videos join the fitting set
-        other = "tvsum" if wc.dataset == "summe" else "summe"
+        other = OTHER_BENCHMARK[wc.dataset]
         encoder = run_encoder(config, wc.run, wc.llm)
         inputs["extra_annotations"] = _annotations(other)
         inputs["extra_embeddings"] = expand(
@@ -76,7 +77,7 @@ def _train_inputs(wc):
 def _train_extra_args(wc, input):
     if "extra_annotations" not in input.keys():
         return ""
-    other = "tvsum" if wc.dataset == "summe" else "summe"
+    other = OTHER_BENCHMARK[wc.dataset]
     encoder = run_encoder(config, wc.run, wc.llm)
     return (
         f"--extra-annotations {input.extra_annotations}"

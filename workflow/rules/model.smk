@@ -49,6 +49,7 @@ rule evaluate_split:
         model=lambda wc, input: f"--model {input.model}" if "model" in input.keys() else "",
         embeddings=lambda wc: f"--embeddings-dir {_run_embeddings_dir(wc)}",
         upstream=lambda wc: lineage(config, wc.captioner, wc.llm, wc.run, wc.dataset),
+        smooth_steps=lambda wc: smooth_steps(config, wc.run),
         out_dir=_run_dir,
     resources:
         runtime=20,
@@ -56,4 +57,5 @@ rule evaluate_split:
     shell:
         "llmvs evaluate --annotations {input.annotations} --splits {input.splits:q} --split {wildcards.split}"
         " --method {params.method} {params.model} {params.embeddings} --shots-dir results/{wildcards.dataset}/shots"
+        " --smooth-steps {params.smooth_steps}"
         " --out-dir {params.out_dir} > {log} 2>&1"

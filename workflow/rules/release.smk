@@ -1,10 +1,11 @@
-# The scorer `llmvs summarize` uses by default, committed inside the package with its model card:
-# the headline run (config `headline`) fitted on every SumMe and TVSum video of the blip/smollm2
-# setting, a seeded 20 % of each held out to choose the epoch. Reruns when the run's keys change.
-#   snakemake --cores all release_scorer
+# The scorer `llmvs summarize` uses by default: the headline run (config `headline`) fitted on every
+# SumMe and TVSum video of the blip/smollm2 setting, a seeded 20 % of each held out to choose the epoch.
+# `build_scorer` (part of `all`) writes it under results/scorers/; `llmvs summarize --scorer` takes it
+# from there. Only the maintainer command `release_scorer` copies it into the package (llmvs/scorers/):
+#   snakemake --cores all release_scorer      (make release)
 
 
-rule release_scorer:
+rule build_scorer:
     conda:
         "../../envs/base.yaml"
     input:
@@ -13,15 +14,16 @@ rule release_scorer:
         shots=_release_files("results/{dataset}/shots/{video}.parquet"),
         summary="results/summaries/{}/{}/summary.csv".format(*RELEASE_SETTING),
     output:
-        model="src/llmvs/scorers/{}-{}.pt".format(*RELEASE_SETTING),
-        card="src/llmvs/scorers/{}-{}.md".format(*RELEASE_SETTING),
+        model="results/scorers/{}-{}.pt".format(*RELEASE_SETTING),
+        card="results/scorers/{}-{}.md".format(*RELEASE_SETTING),
     log:
-        "results/logs/release_scorer.log",
+        "results/logs/build_scorer.log",
     benchmark:
-        "results/benchmarks/release_scorer.tsv"
+        "results/benchmarks/build_scorer.tsv"
     params:
         run=config["headline"],
         run_config=lambda wc: release_config(config),
+        smooth_steps=smooth_steps(config, config["headline"]),
         embeddings_dirs=[_embeddings_dir(ds, *RELEASE_SETTING) for ds in RELEASE_DATASETS],
         shots_dirs=[f"results/{ds}/shots" for ds in RELEASE_DATASETS],
     threads: 1
@@ -32,4 +34,17 @@ rule release_scorer:
     shell:
         "llmvs release-scorer --annotations {input.annotations} --embeddings-dir {params.embeddings_dirs}"
         " --shots-dir {params.shots_dirs} --run {params.run} --run-config '{params.run_config}'"
-        " --summary {input.summary} --threads {threads} --out {output.model} --card {output.card} > {log} 2>&1"
+        " --smooth-steps {params.smooth_steps} --summary {input.summary} --threads {threads}"
+        " --out {output.model} --card {output.card} > {log} 2>&1"
+
+
+rule release_scorer:
+    input:
+        rules.build_scorer.output,
+    output:  # the package in this workflow's own source tree
+        model=os.path.join(workflow.basedir, "src", "llmvs", "scorers", "{}-{}.pt".format(*RELEASE_SETTING)),
+        card=os.path.join(workflow.basedir, "src", "llmvs", "scorers", "{}-{}.md".format(*RELEASE_SETTING)),
+    log:
+        "results/logs/release_scorer.log",
+    shell:
+        "cp {input[0]:q} {output.model:q} && cp {input[1]:q} {output.card:q} 2> {log}"

@@ -64,56 +64,38 @@ rule caption_frames:
         " --out {output} > {log} 2>&1"
 
 
-# The LLM stage: each job loads the model once and covers consecutive videos of one benchmark
-# (about `windows_per_llm_job` windows; 0 = one job per video), one embeddings file per video.
-# Rerun it with `snakemake --forcerun $(snakemake --list-rules | grep ^embed_windows)`.
-for _captioner, _llm in SETTINGS:
-    _spec = config["llms"][_llm]
-    for _batch in llm_batches(config, EMBEDDED, _captioner, _llm):
-
-        rule:
-            name:
-                _batch["name"]
-            conda:
-                "../../envs/vllm.yaml" if _spec.get("path") == "vllm" else "../../envs/base.yaml"
-            input:
-                captions=expand(
-                    "results/{dataset}/captions/{captioner}/{video}.parquet",
-                    dataset=_batch["dataset"],
-                    captioner=_captioner,
-                    video=_batch["videos"],
-                ),
-                exemplars=exemplar_inputs(config, _batch["dataset"]),
-                model=model_input(_spec["model"], MODELS_DIR),
-            output:
-                expand(
-                    "results/{dataset}/embeddings/{captioner}/{llm}/{video}.arrow",
-                    dataset=_batch["dataset"],
-                    captioner=_captioner,
-                    llm=_llm,
-                    video=_batch["videos"],
-                ),
-            log:
-                f"results/logs/embed_windows/{_batch['name']}.log",
-            benchmark:
-                f"results/benchmarks/embed_windows/{_batch['name']}.tsv"
-            params:
-                llm=prompts_args(_spec),
-                dataset=_batch["dataset"],
-                exemplars=config["exemplars"],
-                seed=config.get("exemplar_seed", 0),
-                data_dir=lambda wc: config["data_dir"],
-            threads: _spec.get("threads", 1)
-            # the long pole: start it first, TVSum before SumMe, so trainings fill the cores beside it
-            priority: 20 if _batch["dataset"] == "tvsum" else 10
-            resources:
-                runtime=scaled_by_attempt(30 + _batch["windows"] // 60),  # minutes; more on a retry
-                mem_mb=scaled_by_attempt(_spec.get("mem_mb", 4000)),
-                gpu=config["gpus"].get("prompts", 0),
-            shell:
-                "llmvs prompts --captions {input.captions} --out {output} --dataset {params.dataset} {params.llm}"
-                " --exemplars {params.exemplars} --seed {params.seed} --data-dir {params.data_dir:q}"
-                " --threads {threads} > {log} 2>&1"
+# The LLM stage: one job per video (the model loads in seconds; on a cluster, the profile's `groups`
+# submits several videos per allocation). Rerun it with `snakemake --forcerun prompts`.
+rule prompts:
+    conda:
+        lambda wc: "../../envs/vllm.yaml" if config["llms"][wc.llm].get("path") == "vllm" else "../../envs/base.yaml"
+    input:
+        captions="results/{dataset}/captions/{captioner}/{video}.parquet",
+        exemplars=lambda wc: exemplar_inputs(config, wc.dataset),
+        model=lambda wc: model_input(config["llms"][wc.llm]["model"], MODELS_DIR),
+    output:
+        "results/{dataset}/embeddings/{captioner}/{llm}/{video}.arrow",
+    wildcard_constraints:
+        llm="|".join(map(re.escape, config["llms"])) or "none",
+    log:
+        "results/logs/prompts/{dataset}/{captioner}/{llm}/{video}.log",
+    benchmark:
+        "results/benchmarks/prompts/{dataset}/{captioner}/{llm}/{video}.tsv"
+    params:
+        llm=lambda wc: prompts_args(config["llms"][wc.llm]),
+        exemplars=config["exemplars"],
+        seed=config.get("exemplar_seed", 0),
+        data_dir=config["data_dir"],
+    threads: lambda wc: config["llms"][wc.llm].get("threads", 1)
+    priority: 20  # the long pole: start it first, so trainings fill the cores beside it
+    resources:
+        runtime=lambda wc, attempt: attempt * (30 + video_steps(config, wc.dataset, wc.video) // 30),  # minutes
+        mem_mb=lambda wc, attempt: attempt * config["llms"][wc.llm].get("mem_mb", 4000),
+        gpu=config["gpus"].get("prompts", 0),
+    shell:
+        "llmvs prompts --captions {input.captions} --out {output} --dataset {wildcards.dataset} {params.llm}"
+        " --exemplars {params.exemplars} --seed {params.seed} --data-dir {params.data_dir:q}"
+        " --threads {threads} > {log} 2>&1"
 
 
 # The `tfidf` control: caption features without an LLM, one job per benchmark (one LSA basis).

@@ -10,7 +10,7 @@ from llmvs.captioning import write_captions
 from llmvs.cli import main
 from llmvs.datasets import load_caption_json, shipped_captions_path
 from llmvs.embeddings import FEATURE_COLUMNS, read_embeddings
-from llmvs.prompts import (SCORES, PromptBuilder, choose_exemplars, format_window, make_window, parse_score,
+from llmvs.prompt_builder import (SCORES, PromptBuilder, choose_exemplars, format_window, make_window, parse_score,
                            resolve_exemplars, window_indices)
 from llmvs.window_scorer import WindowScorer
 

@@ -11,32 +11,11 @@ M = 2048, LayerNorms after the 1st and 3rd layers) -> sigmoid: one score per ste
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
 
-AGGREGATORS = ("attention", "mlp")
-
-
-@dataclass
-class ModelConfig:
-    input_dim: int
-    features: str | list = "qa"  # embedding column(s) the model reads; see llmvs.embeddings.feature_matrix
-    aggregator: str = "attention"
-    d_model: int = 2048
-    layers: int = 3
-    heads: int = 2
-    dim_feedforward: int = 2048  # PyTorch's default, as in the authors' code
-    dropout: float = 0.1
-    attention_dropout: float | None = None  # None = `dropout`, as the authors' encoder; 0 is ~1.4x faster per epoch on a CPU
-    positional_encoding: bool = False  # parity: the authors' encoder has none
-    input_norm: bool = False  # LayerNorm on the LLM states first: tames their few huge outlier dimensions
-    standardize: bool = False  # z-score each input dimension by the fitting videos' mean and std (stored buffers)
-    center: bool = False  # subtract each video's mean step first (what all its windows share), before `standardize`
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+from llmvs.run_config import AGGREGATORS, ModelConfig
 
 
 def _sinusoid(t: int, d: int, device) -> torch.Tensor:

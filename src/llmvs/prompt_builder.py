@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from llmvs import LlmvsError
+from llmvs.datasets import OTHER_BENCHMARK
 
 WINDOW = 7
 INSTRUCTION = (
@@ -33,7 +34,6 @@ INSTRUCTION = (
     "Answer with 'Score: N' only.")
 ANSWER_PREFIX = "Score: "
 SCORES = tuple(range(1, 11))  # the scale the instruction asks for
-OTHER = {"summe": "tvsum", "tvsum": "summe"}
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 
 
@@ -116,8 +116,8 @@ def resolve_exemplars(spec: str, dataset: str | None, seed: int, data_dir=None) 
     if spec == "none":
         return []
     if spec == "auto":  # parity: the paper samples its examples from (unspecified) annotated videos
-        spec = OTHER.get(dataset or "", "tvsum")
-    if spec in OTHER:
+        spec = OTHER_BENCHMARK.get(dataset or "", "tvsum")
+    if spec in OTHER_BENCHMARK:
         return choose_exemplars(spec, seed=seed, data_dir=data_dir)
     try:
         items = json.loads(open(spec).read())

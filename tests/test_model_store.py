@@ -1,4 +1,4 @@
-"""Models named by hub id or folder (llmvs.models): prepared from a Hugging Face cache built here,
+"""Models named by hub id or folder (llmvs.model_store): prepared from a Hugging Face cache built here,
 offline (HF_HUB_OFFLINE=1); the hub is never contacted."""
 
 import hashlib
@@ -87,7 +87,7 @@ def _leftovers(folder: Path) -> list[str]:
 
 
 def test_model_specs_are_parsed_by_form():
-    from llmvs.models import parse_model_spec
+    from llmvs.model_store import parse_model_spec
 
     s = parse_model_spec("meta-llama/Llama-2-13b-chat-hf")
     assert (s.kind, s.repo_id, s.revision, s.folder_name) == (
@@ -108,7 +108,7 @@ def test_prepare_links_the_cached_snapshot_into_the_models_folder_and_the_llm_lo
     import torch
 
     from llmvs.llm import load_llm
-    from llmvs.models import prepare_model
+    from llmvs.model_store import prepare_model
 
     models = tmp_path / "models"
     folder = prepare_model("org/tiny", models)
@@ -143,7 +143,7 @@ def test_prepare_links_the_cached_snapshot_into_the_models_folder_and_the_llm_lo
 def test_revisions_select_their_commit_and_unprepared_specs_resolve_from_the_cache(hub, tmp_path, monkeypatch):
     from llmvs.captioning import _model_dir
     from llmvs.llm import resolve_llm
-    from llmvs.models import prepare_model, resolve_model
+    from llmvs.model_store import prepare_model, resolve_model
 
     models = tmp_path / "models"
     tag = prepare_model("org/tiny@v1", models)
@@ -175,7 +175,7 @@ def test_offline_a_missing_hub_id_is_one_line_naming_the_command_that_fetches_it
     from llmvs.captioning import _model_dir
     from llmvs.cli import main
     from llmvs.llm import resolve_llm
-    from llmvs.models import prepare_model
+    from llmvs.model_store import prepare_model
 
     models = tmp_path / "models"
     spec = "meta-llama/Llama-2-13b-chat-hf"
@@ -208,7 +208,7 @@ def test_cli_prepare_prints_each_prepared_folder(hub, tmp_path, capsys):
 
 
 def test_a_preparer_that_loses_the_rename_race_keeps_the_winners_folder(tmp_path):
-    from llmvs.models import _publish
+    from llmvs.model_store import _publish
 
     target = tmp_path / "models" / "org--x@main"
 
@@ -238,7 +238,7 @@ PREPARE = textwrap.dedent("""
     Path(sys.argv[4]).touch()              # ready
     while not go.exists():                 # start both preparations at the same moment
         time.sleep(0.01)
-    from llmvs.models import prepare_model
+    from llmvs.model_store import prepare_model
     print(prepare_model(sys.argv[1], sys.argv[2]))
 """)
 
@@ -272,7 +272,7 @@ def test_two_processes_prepare_the_same_hub_model_at_once(hub, tmp_path):
 def test_two_processes_convert_smollm2_at_once_on_an_empty_folder(tmp_path):
     from safetensors import safe_open
 
-    from llmvs.llm import SMOLLM2_FOLDER
+    from llmvs.smollm2 import SMOLLM2_FOLDER
 
     models = tmp_path / "models"
     outs = _prepare_in_two_processes("smollm2", models, tmp_path, timeout=600)

@@ -2,7 +2,7 @@
 
 The LLM is loaded once per process and scores every window of every video given (so one job can
 cover many videos); a video whose output exists is skipped, so a killed job resumes where it
-stopped. Prompt building lives in `llmvs.prompts`, the scorers in `llmvs.window_scorer`
+stopped. Prompt building lives in `llmvs.prompt_builder`, the scorers in `llmvs.window_scorer`
 (transformers: `plain` and `fast`) and `llmvs.vllm_scorer`, the file format in `llmvs.embeddings`.
 
     llmvs prompts --captions results/summe/captions/blip/video_1.parquet --out video_1.arrow
@@ -13,17 +13,20 @@ from __future__ import annotations
 import numpy as np
 
 from llmvs import LlmvsError
-from llmvs.prompts import WINDOW, PromptBuilder, make_window, parse_score, resolve_exemplars
+from llmvs.prompt_builder import WINDOW, PromptBuilder, make_window, parse_score, resolve_exemplars
 
 PATHS = ("fast", "plain", "vllm")
+# the LLM stage's settings when an `llms` entry or `llmvs prompts` does not give them
+PROMPTS_DEFAULTS = {"path": "fast", "dtype": "float32", "batch_size": 16, "token_budget": 2048, "max_new_tokens": 8}
 
 
 class PromptRunner:
     """Loads the LLM once and turns caption files into embedding files."""
 
     def __init__(self, llm: str = "smollm2", exemplars: str = "auto", dataset: str | None = None, seed: int = 0,
-                 path: str = "fast", dtype: str = "float32", batch_size: int = 16, max_new_tokens: int = 8,
-                 threads: int | None = None, data_dir=None, token_budget: int = 2048):
+                 path: str = PROMPTS_DEFAULTS["path"], dtype: str = PROMPTS_DEFAULTS["dtype"],
+                 batch_size: int = PROMPTS_DEFAULTS["batch_size"], max_new_tokens: int = PROMPTS_DEFAULTS["max_new_tokens"],
+                 threads: int | None = None, data_dir=None, token_budget: int = PROMPTS_DEFAULTS["token_budget"]):
         import torch
 
         from llmvs.llm import load_llm

@@ -52,7 +52,7 @@ class ModelSpec:
             org, name = self.repo_id.split("/")
             return f"{org}--{name}@{(self.revision or 'main').replace('/', '--')}"
         if self.kind == "smollm2":
-            from llmvs.llm import SMOLLM2_FOLDER
+            from llmvs.smollm2 import SMOLLM2_FOLDER
 
             return SMOLLM2_FOLDER
         raise ValueError("a local folder is used where it is")
@@ -203,7 +203,7 @@ def prepare_model(spec: str, models_dir=None) -> Path:
     folder = default_models_dir(models_dir)
     target = folder / s.folder_name
     if s.kind == "smollm2":
-        from llmvs.llm import convert_smollm2
+        from llmvs.smollm2 import convert_smollm2
 
         return _publish(target, convert_smollm2)
 
@@ -222,10 +222,11 @@ def resolve_model(spec: str, models_dir=None) -> Path:
     """A model folder to load, without the network: a local folder, the prepared folder of a hub id
     (in `models_dir`, $LLMVS_MODELS or ./models), else its snapshot in the Hugging Face cache."""
     s = parse_model_spec(spec)
-    if s.kind == "smollm2":
-        from llmvs.llm import cache_dir
+    if s.kind == "smollm2":  # prepared by the workflow, else converted once into the cache on first use
+        from llmvs.smollm2 import cache_dir
 
-        return prepare_model("smollm2", cache_dir())
+        prepared = default_models_dir(models_dir) / s.folder_name
+        return prepared if _complete(prepared) else prepare_model("smollm2", cache_dir())
     if s.kind == "local" or _complete(Path(s.text).expanduser()):  # a folder named like org/name wins
         return _local_folder(s.text)
     folder = default_models_dir(models_dir)
@@ -246,6 +247,10 @@ def resolve_model(spec: str, models_dir=None) -> Path:
 def describe_model(spec: str, folder: Path) -> str:
     """A model id for output metadata: `org/name@commit` for hub models, the folder name otherwise."""
     s = parse_model_spec(spec)
+    if s.kind == "smollm2":
+        from llmvs.smollm2 import SMOLLM2_ID
+
+        return SMOLLM2_ID
     if s.kind != "hub" or _complete(Path(s.text).expanduser()):
         return Path(folder).name
     source = Path(folder) / SOURCE_FILE
