@@ -16,7 +16,7 @@ the five splits. Under the eccv16 shots it gives the headline's control (tau abo
 `lengths-shuffled` row keeps each video's eccv16 shot lengths in a seeded random order.
 
     python benchmarks/shot_agreement.py --embeddings summe=results/summe/embeddings/blip/smollm2 \\
-        --embeddings tvsum=results/tvsum/embeddings/blip/smollm2 --out benchmarks/results-cpu2/shot-agreement.csv
+        --embeddings tvsum=results/tvsum/embeddings/blip/smollm2 --embeddings summe=results/summe/embeddings/blip/tfidf:c
 """
 
 from __future__ import annotations
@@ -73,14 +73,15 @@ def random_control(videos, shots, splits) -> tuple[float, float]:
 def main() -> int:
     import pandas as pd
 
-    from llmvs.datasets import kts_path, load_caption_json, load_change_points, load_dataset, load_splits, shipped_captions_path
+    from llmvs.datasets import (kts_path, load_caption_json, load_change_points, load_dataset, load_splits,
+                                shipped_captions_path)
     from llmvs.embeddings import read_embeddings
     from llmvs.shots import caption_features, detect_shots
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--embeddings", action="append", default=[], metavar="DATASET=FOLDER[:COLUMN]",
                    help="an embeddings folder as a signal (column default q); repeat per dataset and folder")
-    p.add_argument("--penalties", default="0.5,1,2,4,8,16,32", help="KTS penalty weights (cpd_auto's vmax)")
+    p.add_argument("--penalties", default="0.5,1,1.25,1.5,1.75,2,2.5,3,4", help="KTS penalty weights (cpd_auto's vmax)")
     p.add_argument("--tolerance", type=float, default=1.0, help="seconds either side of a reference boundary")
     p.add_argument("--out", default="benchmarks/results-cpu2/shot-agreement.csv")
     a = p.parse_args()
@@ -99,7 +100,8 @@ def main() -> int:
         videos = load_dataset(ds)
         reference = load_change_points(kts_path(ds), videos)
         captions = load_caption_json(shipped_captions_path(ds))
-        signals = {"captions-tfidf": {k: caption_features(captions[v.caption_key]["captions"]) for k, v in videos.items()}}
+        signals = {"captions-tfidf": {k: caption_features(captions[v.caption_key]["captions"])
+                                      for k, v in videos.items()}}
         for name, folder, column in folders[ds]:
             signals[name] = {}
             for k, v in videos.items():
@@ -113,13 +115,13 @@ def main() -> int:
         # a control: each video's eccv16 shot lengths in a seeded random order (same lengths, other boundaries)
         rng = np.random.default_rng(0)
         shuffled = {k: tile(rng.permutation(c[:, 1] - c[:, 0] + 1)) for k, c in reference.items()}
-        kinds = [("eccv16-kts", "googlenet-kts", None, reference, float("nan")),
+        kinds = [("eccv16-kts", "reference", None, reference, float("nan")),
                  ("eccv16-kts", "lengths-shuffled", None, shuffled, float("nan"))]
         for name, feats in signals.items():
             for rule, penalty in rules:
-                clock = time.perf_counter()
-                shots = {k: detect_shots(x, videos[k].n_frames, videos[k].picks, videos[k].fps, count=rule,
-                                         penalty=penalty or 1.0) for k, x in feats.items()}
+                clock, options = time.perf_counter(), {"penalty": penalty} if rule == "kts" else {}
+                shots = {k: detect_shots(x, videos[k].n_frames, videos[k].picks, videos[k].fps, count=rule, **options)
+                         for k, x in feats.items()}
                 kinds.append((name, rule, penalty, shots, time.perf_counter() - clock))
         for signal, rule, penalty, shots, seconds in kinds:
             rows = []

@@ -57,25 +57,27 @@ def frame_features(jpegs: list[bytes], bins: int = 8) -> np.ndarray:
     return _l2_rows(np.sqrt(feats))  # sqrt: Hellinger-style, so large flat regions do not dominate
 
 
-# cpd_auto's `vmax`, the weight of the KTS penalty on unit-norm features (see kts_breakpoints)
-KTS_PENALTY = 1.0
+# cpd_auto's `vmax`, the weight of the KTS penalty on unit-norm features (see kts_breakpoints). DSNet
+# passes 1 on GoogLeNet features; 1.25 agrees best with the eccv16 shots on caption TF-IDF (mean
+# boundary F over all 75 SumMe and TVSum videos, grid 0.5-4: benchmarks/shot_agreement.py, docs/shots.md)
+KTS_PENALTY = 1.25
 
 
 def kts_breakpoints(features: np.ndarray, min_size: int = 1, penalty: float = KTS_PENALTY) -> list[int]:
     """Segment starts (step indices > 0) of the KTS segmentation, its count chosen by the KTS rule.
 
     Kernel temporal segmentation (Potapov, Douze, Harchaoui, Schmid, "Category-specific video
-    summarization", ECCV 2014) chooses the count with the rule of its `cpd_auto` (KTS v1.1, the code
-    that made the eccv16 shots and that DSNet's `make_shots` still calls): for m change points among
-    n steps, with L_m the least total within-segment scatter (sum of squared distances to the segment
-    means; linear kernel), take the m that minimises
+    summarization", ECCV 2014; the eccv16 shots are KTS shots) chooses the count with the rule of its
+    `cpd_auto` (KTS v1.1, the code DSNet's `make_shots` calls): for m change points among n steps,
+    with L_m the least total within-segment scatter (sum of squared distances to the segment means;
+    linear kernel), take the m that minimises
         L_m / n + penalty * m / (2 n) * (log(n / m) + 1)        (0 for m = 0)
-    `penalty` is cpd_auto's `vmax`; DSNet passes 1 (`KTS_PENALTY`) with n the number of sampled
-    frames (desc_rate 1), as here. Rows are L2-normalised first, as DSNet does to its GoogLeNet
-    features, so L_0 / n <= 1: the rule keeps a shot whole while its spread per step stays well under
-    penalty / 2, and cuts every step once the spread passes it (tests/test_shots.py shows both).
-    One ruptures dynamic programme gives the best segmentation for every m; segments have at least
-    `min_size` steps (KTS used 1).
+    `penalty` is cpd_auto's `vmax` (DSNet passes 1, with n the number of sampled frames, desc_rate 1,
+    as here; the default `KTS_PENALTY` is set for caption TF-IDF). Rows are L2-normalised first, as
+    DSNet normalises its GoogLeNet features, so L_0 / n <= 1: the rule keeps a shot whole while its
+    spread per step stays well under penalty / 2, and cuts at every step once the spread passes it
+    (tests/test_shots.py shows both). One ruptures dynamic programme gives the best segmentation for
+    every m; segments have at least `min_size` steps (DSNet uses 1).
     """
     import ruptures as rpt
 
