@@ -3,10 +3,11 @@
 Benchmark videos take the eccv16 KTS shots (the `change_points` of the h5 files, shipped in
 `data/<dataset>/kts_change_points.json.gz`): every published F1 and SumMe tau/rho is computed on
 them. Other videos (and the benchmarks with `shots: {source: captions}`) get shots from
-`ruptures.KernelCPD` (linear kernel on L2-normalised features, exact dynamic programme). The number
-of shots is fixed by a documented rule rather than a penalty to tune: one shot per `shot_seconds`
-of video (default 4 s, close to the 2-5 s average of the KTS shots), never shorter than
-`min_shot_seconds`.
+`ruptures.KernelCPD` (linear kernel on L2-normalised features, exact dynamic programme). Two rules
+set the number of shots, none shorter than `min_shot_seconds`:
+- `count="fixed"` (default): one shot per `shot_seconds` of video (default 4 s, close to the 2-5 s
+  average of the KTS shots);
+- `count="kts"`: the number KTS itself would choose (Potapov et al., ECCV 2014), see `kts_breakpoints`.
 
 Features: for benchmark videos, TF-IDF vectors of the frame captions (a caption change is a
 scene change); for decoded videos, colour histograms of the sampled frames.
@@ -59,9 +60,65 @@ def frame_features(jpegs: list[bytes], bins: int = 8) -> np.ndarray:
     return _l2_rows(np.sqrt(feats))  # sqrt: Hellinger-style, so large flat regions do not dominate
 
 
+# cpd_auto's `vmax`, the weight of the KTS penalty on unit-norm features (see kts_breakpoints). DSNet
+# passes 1 on GoogLeNet features; 1.25 agrees best with the eccv16 shots on caption TF-IDF (mean
+# boundary F over all 75 SumMe and TVSum videos, grid 0.5-4: benchmarks/shot_agreement.py, docs/shots.md)
+KTS_PENALTY = 1.25
+
+
+def kts_breakpoints(features: np.ndarray, min_size: int = 1, penalty: float = KTS_PENALTY) -> list[int]:
+    """Segment starts (step indices > 0) of the KTS segmentation, its count chosen by the KTS rule.
+
+    Kernel temporal segmentation (Potapov, Douze, Harchaoui, Schmid, "Category-specific video
+    summarization", ECCV 2014; the eccv16 shots are KTS shots) chooses the count with the rule of its
+    `cpd_auto` (KTS v1.1, the code DSNet's `make_shots` calls): for m change points among n steps,
+    with L_m the least total within-segment scatter (sum of squared distances to the segment means;
+    linear kernel), take the m that minimises
+        L_m / n + penalty * m / (2 n) * (log(n / m) + 1)        (0 for m = 0)
+    `penalty` is cpd_auto's `vmax` (DSNet passes 1, with n the number of sampled frames, desc_rate 1,
+    as here; the default `KTS_PENALTY` is set for caption TF-IDF). Rows are L2-normalised first, as
+    DSNet normalises its GoogLeNet features, so L_0 / n <= 1: the rule keeps a shot whole while its
+    spread per step stays well under penalty / 2, and cuts at every step once the spread passes it
+    (tests/test_shots.py shows both). One ruptures dynamic programme gives the best segmentation for
+    every m; segments have at least `min_size` steps (DSNet uses 1).
+    """
+    import ruptures as rpt
+
+    x = _l2_rows(np.asarray(features, dtype=np.float64))
+    n = len(x)
+    max_cps = n // min_size - 1  # the most change points ruptures can place with segments >= min_size
+    if max_cps < 1:
+        return []
+    algo = rpt.KernelCPD(kernel="linear", min_size=min_size, jump=1).fit(x)
+    algo.predict(n_bkps=max_cps)  # one DP: fills algo.segmentations_dict[m] for every m <= max_cps
+    sums = np.concatenate([np.zeros((1, x.shape[1])), np.cumsum(x, axis=0)])
+    squares = np.concatenate([[0.0], np.cumsum((x * x).sum(axis=1))])
+
+    def scatter(bkps):  # L_m from prefix sums: sum |x|^2 - |segment sum|^2 / length, per segment
+        edges = np.array([0, *bkps])
+        s, e = edges[:-1], edges[1:]
+        return float((squares[e] - squares[s]).sum() - ((sums[e] - sums[s]) ** 2).sum(axis=1).dot(1.0 / (e - s)))
+
+    best_cost, best_m = scatter([n]) / n, 0
+    for m in range(1, max_cps + 1):
+        pen = penalty * m / (2 * n) * (math.log(n / m) + 1)
+        if pen >= best_cost:  # L_m >= 0 and the penalty grows with m (m <= n): no larger m can win
+            break
+        cost = scatter(algo.segmentations_dict[m]) / n + pen
+        if cost < best_cost:  # strict: the smallest m wins a tie, as np.argmin in cpd_auto
+            best_cost, best_m = cost, m
+    return algo.segmentations_dict[best_m][:-1] if best_m else []
+
+
 def detect_shots(features: np.ndarray, n_frames: int, picks, fps: float,
-                 shot_seconds: float = SHOT_SECONDS, min_shot_seconds: float = MIN_SHOT_SECONDS) -> np.ndarray:
-    """Inclusive [start, end] frame ranges tiling [0, n_frames - 1], cut between sampled steps."""
+                 shot_seconds: float = SHOT_SECONDS, min_shot_seconds: float = MIN_SHOT_SECONDS,
+                 count: str = "fixed", penalty: float = KTS_PENALTY) -> np.ndarray:
+    """Inclusive [start, end] frame ranges tiling [0, n_frames - 1], cut between sampled steps.
+
+    `count="fixed"`: one shot per `shot_seconds`; `count="kts"`: the number of shots KTS's rule
+    chooses with weight `penalty` (`kts_breakpoints`). Either way no shot spans fewer steps than
+    `min_shot_seconds` needs.
+    """
     import ruptures as rpt
 
     feats = np.asarray(features, dtype=np.float64)
@@ -73,14 +130,21 @@ def detect_shots(features: np.ndarray, n_frames: int, picks, fps: float,
         raise LlmvsError("shot features contain NaN/inf")
     if fps <= 0 or shot_seconds <= 0:
         raise LlmvsError("fps and shot_seconds must be positive")
+    if count not in ("fixed", "kts"):
+        raise LlmvsError(f"shot count rule must be 'fixed' or 'kts', got {count!r}")
+    if penalty < 0:
+        raise LlmvsError(f"the KTS penalty must be >= 0, got {penalty}")
     step_seconds = (picks[1] - picks[0]) / fps if n_steps > 1 else n_frames / fps
     min_size = max(1, math.ceil(min_shot_seconds / step_seconds))
-    n_shots = min(max(1, round(n_frames / fps / shot_seconds)), max(1, n_steps // min_size))
-    if n_shots == 1:
-        return np.array([[0, n_frames - 1]], dtype=np.int64)
-    algo = rpt.KernelCPD(kernel="linear", min_size=min_size, jump=1).fit(feats)
-    bkps = algo.predict(n_bkps=n_shots - 1)[:-1]  # step indices where a new shot starts
-    starts = np.concatenate([[0], picks[bkps]])
+    if count == "kts":
+        bkps = kts_breakpoints(feats, min_size, penalty)
+    else:
+        n_shots = min(max(1, round(n_frames / fps / shot_seconds)), max(1, n_steps // min_size))
+        if n_shots == 1:
+            return np.array([[0, n_frames - 1]], dtype=np.int64)
+        algo = rpt.KernelCPD(kernel="linear", min_size=min_size, jump=1).fit(feats)
+        bkps = algo.predict(n_bkps=n_shots - 1)[:-1]  # step indices where a new shot starts
+    starts = np.concatenate([[0], picks[np.asarray(bkps, dtype=np.int64)]])
     ends = np.concatenate([starts[1:] - 1, [n_frames - 1]])
     return np.stack([starts, ends], axis=1).astype(np.int64)
 
