@@ -158,6 +158,22 @@ def _human(a):
     write_human_table(a.datasets, a.out, a.data_dir)
 
 
+def _import_states(a):
+    from llmvs.h5 import import_states
+
+    written = import_states(a.prompt, a.gen, a.dataset, a.out_dir, data_dir=a.data_dir, keys=a.keys, llm=a.llm)
+    print(f"{a.out_dir}: {len(written)} embeddings file(s) (columns q, a; train with features: qa)")
+
+
+def _export_h5(a):
+    from llmvs.h5 import export_h5
+
+    entries = export_h5(a.out, sources=a.videos, dataset=a.dataset, keys=a.keys, image_model=a.image_model,
+                        frames_dir=a.frames_dir, models_dir=a.models_dir, data_dir=a.data_dir,
+                        shot_seconds=a.shot_seconds, min_shot_seconds=a.min_shot_seconds, batch_size=a.batch_size)
+    print(f"{a.out}: {len(entries)} video(s) in the eccv16 layout")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from llmvs.summarize import DEFAULT_CAPTIONER
 
@@ -317,6 +333,34 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data-dir")
     s.add_argument("--out", required=True)
     s.set_defaults(func=_human)
+
+    s = sub.add_parser("import-states", help="the LLMVS authors' released LLM states (user_prompt_pool.h5, "
+                                             "gen_pool.h5) -> embeddings/{video}.arrow")
+    s.add_argument("--prompt", required=True, help="user_prompt_pool.h5: the query states (column q)")
+    s.add_argument("--gen", required=True, help="gen_pool.h5: the answer states (column a)")
+    s.add_argument("--dataset", required=True, choices=["summe", "tvsum"])
+    s.add_argument("--keys", nargs="+", help="only these videos (video_N; default: every video)")
+    s.add_argument("--llm", default="meta-llama/Llama-2-13b-chat-hf", help="the LLM recorded in the files' metadata")
+    s.add_argument("--data-dir")
+    s.add_argument("--out-dir", required=True)
+    s.set_defaults(func=_import_states)
+
+    s = sub.add_parser("export-h5", help="videos or benchmark entries -> an h5 in the eccv16 layout")
+    s.add_argument("videos", nargs="*", help="your videos or their frames Parquet files (video_1, video_2, ...)")
+    s.add_argument("--dataset", choices=["summe", "tvsum"], help="export benchmark entries (annotations, KTS shots)")
+    s.add_argument("--keys", nargs="+", help="with --dataset: only these videos (video_N)")
+    s.add_argument("--image-model", help="features: torchvision:<weights> (GoogLeNet pool5: "
+                                         "torchvision:GoogLeNet_Weights.IMAGENET1K_V1) or a transformers image model "
+                                         "(hub id prepared with `llmvs models prepare`, or folder)")
+    s.add_argument("--frames-dir", help="with --dataset: frames Parquet files {video_N}.parquet for the features")
+    s.add_argument("--models-dir", help="prepared models folder (default: $LLMVS_MODELS, else ./models)")
+    s.add_argument("--shot-seconds", type=float, default=4.0, help="your videos: one shot per this many seconds")
+    s.add_argument("--min-shot-seconds", type=float, default=1.0)
+    s.add_argument("--batch-size", type=int, default=32, help="frames per image-model batch")
+    s.add_argument("--data-dir")
+    s.add_argument("--out", required=True, help="the .h5 file")
+    s.set_defaults(func=_export_h5)
+
     return p
 
 
