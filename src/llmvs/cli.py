@@ -174,6 +174,16 @@ def _export_h5(a):
     print(f"{a.out}: {len(entries)} video(s) in the eccv16 layout")
 
 
+def _evaluate_scores(a):
+    from llmvs.score_files import evaluate_scores, format_report, write_per_video
+
+    report = evaluate_scores(a.scores, a.dataset, h5=a.h5, shots=a.shots, shots_dir=a.shots_dir, seed=a.seed,
+                             checkpoints=a.checkpoints, data_dir=a.data_dir)
+    if a.out:
+        write_per_video(report, a.out)
+    print(format_report(report))
+
+
 def build_parser() -> argparse.ArgumentParser:
     from llmvs.summarize import DEFAULT_CAPTIONER
 
@@ -361,6 +371,22 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="the .h5 file")
     s.set_defaults(func=_export_h5)
 
+    s = sub.add_parser("evaluate-scores", help="another method's scores (CSV, npy/npz, h5) under the benchmark "
+                                               "protocol, beside the random control")
+    s.add_argument("scores", help="scores per video: .csv (video,score or video,frame_index,score), .npz, .npy, .h5")
+    s.add_argument("--dataset", required=True, choices=["summe", "tvsum"])
+    s.add_argument("--h5", help="an eccv16 h5: use its change points (and TVSum user summaries) instead of the "
+                                "shipped KTS shots")
+    s.add_argument("--shots", default="kts", choices=["kts", "captions"],
+                   help="kts: the shipped eccv16 KTS shots (default); captions: the shots in --shots-dir")
+    s.add_argument("--shots-dir", help="shots Parquet files {video_N}.parquet (from `llmvs shots`)")
+    s.add_argument("--seed", type=int, default=0, help="seed of the random control")
+    s.add_argument("--checkpoints", type=int, default=400,
+                   help="as_authors random: best of this many draws per split (the authors' ~2 evaluations x "
+                        "200 epochs)")
+    s.add_argument("--data-dir")
+    s.add_argument("--out", help="per-video CSV")
+    s.set_defaults(func=_evaluate_scores)
     return p
 
 
