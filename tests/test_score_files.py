@@ -272,3 +272,22 @@ def test_faults_are_one_line_errors(tmp_path, capsys, summe, summe_h5):
     bad = edited(summe_h5, tmp_path, lambda f: replace(f["video_4"], "video_name", np.bytes_(b"Scuba")))
     assert run(tmp_path / "ok.npz", "--h5", bad) == (
         f"llmvs: error: {bad}: video_4: video_name is 'Scuba' in the h5, but video_4 is 'Bike Polo' in the annotations")
+
+
+@pytest.mark.slow
+def test_the_reference_table_in_the_docs(tmp_path, summe, tvsum):
+    """docs/evaluate-scores.md: the oracle and random rows, as_authors with the default 400 draws."""
+    text = (DATA.parent / "docs" / "evaluate-scores.md").read_text()
+    cells = {}
+    for dataset, videos in (("summe", summe), ("tvsum", tvsum)):
+        np.savez(tmp_path / f"{dataset}.npz", **{k: v.gtscore for k, v in videos.items()})
+        report = evaluate_scores(tmp_path / f"{dataset}.npz", dataset, data_dir=DATA)
+        for method in ("scores", "random"):
+            for reading in ("honest", "as_authors"):
+                r = row(report, method, reading)
+                cell = " / ".join(f"{r[m]:.3f}".replace("-0.000", "0.000").lstrip("0") for m in ("tau", "rho"))
+                cells[method, dataset, reading] = f"{cell} / {r['f1']:.1f}"
+    for method, label in (("scores", "| `gtscore` as the scores (the ceiling) |"),
+                          ("random", "| random (as_authors: best of 400 per split) |")):
+        expected = " | ".join(cells[method, d, r] for d in ("summe", "tvsum") for r in ("honest", "as_authors"))
+        assert f"{label} {expected} |" in text
