@@ -93,7 +93,8 @@ def test_oracle_and_random_reproduce_the_evaluate_stage(tmp_path, capsys, summe,
             assert reading[m] == pytest.approx(np.mean(split_means), abs=1e-12)
             assert reading[m + "_std"] == pytest.approx(np.std(split_means), abs=1e-12)
     # data/SOURCES.md: on the KTS shots, random reads tau .138 / rho .153 and the oracle .422 / .471
-    assert main(["evaluate-scores", str(scores), "--dataset", "summe", "--checkpoints", "2", "--data-dir", str(DATA)]) == 0
+    assert main(["evaluate-scores", str(scores), "--dataset", "summe", "--checkpoints", "2",
+                 "--data-dir", str(DATA)]) == 0
     out = capsys.readouterr().out
     assert "honest (every test video)                         0.422 ± 0.039   0.471 ± 0.042" in out
     assert "  random (seed 0), the reference                  0.138 ± 0.043   0.153 ± 0.048" in out
@@ -195,7 +196,8 @@ def test_every_file_format_and_key_style_gives_the_same_numbers(tmp_path, summe)
 
 def test_as_authors_rows(tmp_path, summe, tvsum):
     assert [rank0_shard(s["test_keys"]) for s in load_splits("summe", DATA)][0] == ["video_16"]
-    assert [rank0_shard(s["test_keys"]) for s in load_splits("tvsum", DATA)][0] == ["video_14", "video_43"]  # keys #0 and #5
+    # TVSum: test keys #0 and #5
+    assert [rank0_shard(s["test_keys"]) for s in load_splits("tvsum", DATA)][0] == ["video_14", "video_43"]
     np.savez(tmp_path / "s.npz", **random_steps(summe))
     report = evaluate_scores(tmp_path / "s.npz", "summe", checkpoints=3, data_dir=DATA)
     got, splits = per_video(report), load_splits("summe", DATA)

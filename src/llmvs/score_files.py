@@ -53,7 +53,8 @@ def _read_csv(path: Path) -> dict:
                 score = float(row["score"])
                 index = int(row["frame_index"]) if "frame_index" in cols else None
             except (TypeError, ValueError):
-                raise LlmvsError(f"{path}: line {line}: score {row['score']!r} or frame_index is not a number") from None
+                raise LlmvsError(f"{path}: line {line}: score {row['score']!r} or frame_index is not a "
+                                 "number") from None
             rows.setdefault(row["video"], []).append((index, score))
     out = {}
     for key, pairs in rows.items():
