@@ -159,6 +159,32 @@ def _human(a):
     write_human_table(a.datasets, a.out, a.data_dir)
 
 
+def _import_states(a):
+    from llmvs.h5 import import_states
+
+    written = import_states(a.prompt, a.gen, a.dataset, a.out_dir, data_dir=a.data_dir, keys=a.keys, llm=a.llm)
+    print(f"{a.out_dir}: {len(written)} embeddings file(s) (columns q, a; train with features: qa)")
+
+
+def _export_h5(a):
+    from llmvs.h5 import export_h5
+
+    entries = export_h5(a.out, sources=a.videos, dataset=a.dataset, keys=a.keys, image_model=a.image_model,
+                        frames_dir=a.frames_dir, models_dir=a.models_dir, data_dir=a.data_dir,
+                        shot_seconds=a.shot_seconds, min_shot_seconds=a.min_shot_seconds, batch_size=a.batch_size)
+    print(f"{a.out}: {len(entries)} video(s) in the eccv16 layout")
+
+
+def _evaluate_scores(a):
+    from llmvs.score_files import evaluate_scores, format_report, write_per_video
+
+    report = evaluate_scores(a.scores, a.dataset, h5=a.h5, shots=a.shots, shots_dir=a.shots_dir, seed=a.seed,
+                             checkpoints=a.checkpoints, data_dir=a.data_dir)
+    if a.out:
+        write_per_video(report, a.out)
+    print(format_report(report))
+
+
 def build_parser() -> argparse.ArgumentParser:
     from llmvs.llm import DTYPES
     from llmvs.llm_stage import PATHS, PROMPTS_DEFAULTS
@@ -327,6 +353,50 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data-dir")
     s.add_argument("--out", required=True)
     s.set_defaults(func=_human)
+
+    s = sub.add_parser("import-states", help="the LLMVS authors' released LLM states (user_prompt_pool.h5, "
+                                             "gen_pool.h5) -> embeddings/{video}.arrow")
+    s.add_argument("--prompt", required=True, help="user_prompt_pool.h5: the query states (column q)")
+    s.add_argument("--gen", required=True, help="gen_pool.h5: the answer states (column a)")
+    s.add_argument("--dataset", required=True, choices=["summe", "tvsum"])
+    s.add_argument("--keys", nargs="+", help="only these videos (video_N; default: every video)")
+    s.add_argument("--llm", default="meta-llama/Llama-2-13b-chat-hf", help="the LLM recorded in the files' metadata")
+    s.add_argument("--data-dir")
+    s.add_argument("--out-dir", required=True)
+    s.set_defaults(func=_import_states)
+
+    s = sub.add_parser("export-h5", help="videos or benchmark entries -> an h5 in the eccv16 layout")
+    s.add_argument("videos", nargs="*", help="your videos or their frames Parquet files (video_1, video_2, ...)")
+    s.add_argument("--dataset", choices=["summe", "tvsum"], help="export benchmark entries (annotations, KTS shots)")
+    s.add_argument("--keys", nargs="+", help="with --dataset: only these videos (video_N)")
+    s.add_argument("--image-model", help="features: torchvision:<weights> (GoogLeNet pool5: "
+                                         "torchvision:GoogLeNet_Weights.IMAGENET1K_V1) or a transformers image model "
+                                         "(hub id prepared with `llmvs models prepare`, or folder)")
+    s.add_argument("--frames-dir", help="with --dataset: frames Parquet files {video_N}.parquet for the features")
+    s.add_argument("--models-dir", help="prepared models folder (default: $LLMVS_MODELS, else ./models)")
+    s.add_argument("--shot-seconds", type=float, default=4.0, help="your videos: one shot per this many seconds")
+    s.add_argument("--min-shot-seconds", type=float, default=1.0)
+    s.add_argument("--batch-size", type=int, default=32, help="frames per image-model batch")
+    s.add_argument("--data-dir")
+    s.add_argument("--out", required=True, help="the .h5 file")
+    s.set_defaults(func=_export_h5)
+
+    s = sub.add_parser("evaluate-scores", help="another method's scores (CSV, npy/npz, h5) under the benchmark "
+                                               "protocol, beside the random control")
+    s.add_argument("scores", help="scores per video: .csv (video,score or video,frame_index,score), .npz, .npy, .h5")
+    s.add_argument("--dataset", required=True, choices=["summe", "tvsum"])
+    s.add_argument("--h5", help="an eccv16 h5: use its change points (and TVSum user summaries) instead of the "
+                                "shipped KTS shots")
+    s.add_argument("--shots", default="kts", choices=["kts", "captions"],
+                   help="kts: the shipped eccv16 KTS shots (default); captions: the shots in --shots-dir")
+    s.add_argument("--shots-dir", help="shots Parquet files {video_N}.parquet (from `llmvs shots`)")
+    s.add_argument("--seed", type=int, default=0, help="seed of the random control")
+    s.add_argument("--checkpoints", type=int, default=400,
+                   help="as_authors random: best of this many draws per split (the authors' ~2 evaluations x "
+                        "200 epochs)")
+    s.add_argument("--data-dir")
+    s.add_argument("--out", help="per-video CSV")
+    s.set_defaults(func=_evaluate_scores)
     return p
 
 
