@@ -100,6 +100,16 @@ def _train(a):
                 a.extra_annotations, a.extra_embeddings_dir)
 
 
+def _ridge(a):
+    from llmvs.ridge import LAMBDAS, SIGMAS, ridge_split
+
+    rows = ridge_split(a.annotations, a.embeddings_dir, a.splits, a.split, a.features, a.out_dir,
+                       shots_dir=a.shots_dir, lambdas=a.lambdas or LAMBDAS, sigmas=a.sigmas or SIGMAS,
+                       selection=a.selection, seed=a.seed, val_fraction=a.val_fraction, refit=not a.no_refit)
+    for r in rows:
+        print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in r.items()))
+
+
 def _release_scorer(a):
     from llmvs.train import train_release
 
@@ -261,6 +271,24 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--threads", type=int)
     s.add_argument("--out-dir", required=True)
     s.set_defaults(func=_train)
+
+    s = sub.add_parser("ridge", help="ridge-regression control on one split (λ, σ chosen on validation videos) "
+                                     "-> model.npz, validation.csv, scores.parquet, metrics.csv")
+    s.add_argument("--annotations", required=True)
+    s.add_argument("--embeddings-dir", required=True)
+    s.add_argument("--splits", required=True, help="splits JSON")
+    s.add_argument("--split", type=int, required=True)
+    s.add_argument("--features", nargs="+", default=["q_text", "c"], help="embedding columns, concatenated")
+    s.add_argument("--shots-dir", help="shots of the videos (default: the benchmark's shipped KTS shots)")
+    s.add_argument("--lambdas", type=float, nargs="+", help="ridge penalties to try (default 1 ... 1e5)")
+    s.add_argument("--sigmas", type=float, nargs="+", help="smoothing sigmas in steps to try (default 0 ... 16)")
+    s.add_argument("--selection", choices=["val_tau", "val_loss"],
+                   help="validation rule (default: val_tau on TVSum, val_loss on SumMe)")
+    s.add_argument("--seed", type=int, default=1112, help="validation subset seed (+ split), as the trainer's")
+    s.add_argument("--val-fraction", type=float, default=0.2)
+    s.add_argument("--no-refit", action="store_true", help="keep the model fitted without the validation videos")
+    s.add_argument("--out-dir", required=True)
+    s.set_defaults(func=_ridge)
 
     s = sub.add_parser("release-scorer", help="fit the headline run on every benchmark video -> the scorer "
                                               "`summarize` ships with (.pt + model card)")
