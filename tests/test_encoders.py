@@ -208,3 +208,24 @@ def test_an_unknown_encoder_is_one_clear_error(tmp_path, capsys):
     assert main(["encode", "--captions", str(caps), "--out", str(tmp_path / "v.arrow"),
                  "--encoder", str(tmp_path / "nowhere")]) == 1
     assert "not a local Hugging Face model directory" in capsys.readouterr().err
+
+
+def test_a_prepared_hub_id_and_a_local_folder_resolve_offline(minilm, tmp_path):
+    from llmvs.encoders import resolve_encoder
+    from llmvs.models import SOURCE_FILE
+
+    # a folder as `llmvs models prepare sentence-transformers/all-MiniLM-L6-v2` leaves it (files linked)
+    prepared = tmp_path / "models" / "sentence-transformers--all-MiniLM-L6-v2@main"
+    for f in minilm.folder.rglob("*"):
+        if f.is_file():
+            (prepared / f.relative_to(minilm.folder)).parent.mkdir(parents=True, exist_ok=True)
+            (prepared / f.relative_to(minilm.folder)).symlink_to(f)
+    (prepared / SOURCE_FILE).write_text(json.dumps({"repo_id": "sentence-transformers/all-MiniLM-L6-v2",
+                                                    "revision": "main", "commit": "c0ffee"}))
+    folder, info = resolve_encoder("sentence-transformers/all-MiniLM-L6-v2", tmp_path / "models")
+    assert folder == prepared and info["id"] == "sentence-transformers/all-MiniLM-L6-v2@c0ffee"
+    assert info["weights_sha256"] == minilm.info["weights_sha256"] and "package" not in info
+    folder, info = resolve_encoder(str(minilm.folder))
+    assert folder == minilm.folder and info["weights_sha256"] == minilm.info["weights_sha256"]
+    with pytest.raises(LlmvsError, match="not prepared"):
+        resolve_encoder("org/missing", tmp_path / "models")

@@ -280,7 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--split", type=int, required=True)
     s.add_argument("--features", nargs="+", default=["q_text", "c"], help="embedding columns, concatenated")
     s.add_argument("--shots-dir", help="shots of the videos (default: the benchmark's shipped KTS shots)")
-    s.add_argument("--lambdas", type=float, nargs="+", help="ridge penalties to try (default 1 ... 1e5)")
+    s.add_argument("--lambdas", type=float, nargs="+", help="ridge penalties to try (default 1 ... 1e7)")
     s.add_argument("--sigmas", type=float, nargs="+", help="smoothing sigmas in steps to try (default 0 ... 16)")
     s.add_argument("--selection", choices=["val_tau", "val_loss"],
                    help="validation rule (default: val_tau on TVSum, val_loss on SumMe)")
