@@ -112,7 +112,7 @@ def _unzip(parts: list[Path], out: Path) -> None:
     try:
         with zipfile.ZipFile(out / ".joined.zip") as z:
             names = z.namelist()
-            root = next((n[:-len("modules.json")] for n in names if n.endswith("modules.json")), None)
+            root = next((n[:-len("modules.json")] for n in names if n.rsplit("/", 1)[-1] == "modules.json"), None)
             if root is None:
                 raise LlmvsError(f"{parts[0]}: the zip holds no sentence-transformers folder (no modules.json)")
             for name in names:
@@ -295,6 +295,6 @@ def run_encode(captions_files: list, outs: list, encoder: str = "minilm", *, tit
             "model": info["id"], "encoder": info, "dims": int(x.shape[1]), "captioner": meta.get("captioner"),
             "video": meta.get("video"), "n_frames": meta.get("n_frames"), "fps": meta.get("fps"),
             "title": named[i][0], "title_query": queries[i], "title_source": named[i][1],
-            "n_captions_fitted": len(all_caps), "columns": described},
+            "tfidf_n_captions": len(all_caps), "columns": described},
             extra={k: fixed_list(v, np.float32) for k, v in scalars.items()})
         write_arrow(table, out)
