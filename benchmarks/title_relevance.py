@@ -31,7 +31,8 @@ def main() -> int:
     from llmvs.datasets import read_annotations
     from llmvs.evaluation import tvsum_correlation
     from llmvs.io import atomic_path
-    from llmvs.train import load_video_embeddings, smooth_scores
+    from llmvs.checkpoints import smooth_scores
+    from llmvs.embeddings import load_video_embeddings
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--annotations", required=True, help="TVSum annotations.parquet")

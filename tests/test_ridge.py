@@ -47,12 +47,12 @@ def _split_args(root, out, *extra):
 
 
 def test_the_choice_reads_no_test_video(tiny_benchmark, tmp_path, monkeypatch):
+    import llmvs.embeddings
     import llmvs.ridge
-    import llmvs.train
 
     loaded, seen_at_choice = [], []
-    load = llmvs.train.load_video_features
-    monkeypatch.setattr(llmvs.train, "load_video_features", lambda d, v, f: loaded.append(v.key) or load(d, v, f))
+    load = llmvs.embeddings.load_video_features
+    monkeypatch.setattr(llmvs.embeddings, "load_video_features", lambda d, v, f: loaded.append(v.key) or load(d, v, f))
     choose = llmvs.ridge.choose
 
     def recording_choose(videos, feats, *args, **kwargs):
@@ -71,7 +71,8 @@ def test_the_choice_reads_no_test_video(tiny_benchmark, tmp_path, monkeypatch):
 def test_ridge_split_writes_evaluate_outputs_and_a_model(tiny_benchmark, tmp_path):
     from llmvs.datasets import read_annotations
     from llmvs.ridge import LAMBDAS, SIGMAS, fit, load_ridge, predict, ridge_split
-    from llmvs.train import load_video_features, validation_keys
+    from llmvs.embeddings import load_video_features
+    from llmvs.train import validation_keys
 
     root = tiny_benchmark
     rows = ridge_split(root / "annotations.parquet", root / "emb", root / "splits.json", 1, ["q", "a"], tmp_path,

@@ -19,7 +19,7 @@ from llmvs.cli import main
 from llmvs.datasets import kts_path, load_change_points, load_splits
 from llmvs.h5 import benchmark_entries, write_eccv16
 from llmvs.score_files import evaluate_scores, protocol_metrics, rank0_shard, tvsum_rhos
-from llmvs.train import video_metrics
+from llmvs.evaluation import video_metrics
 from test_h5 import edited, fails, replace
 
 SPLITS = DATA / "splits" / "summe_splits.json"

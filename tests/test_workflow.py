@@ -34,8 +34,10 @@ def make_copy(dest: Path, kind: str) -> Path:
                           **({"val_fraction": 0.0, "selection": "last"} if kind == "slurm" else {})}
     config["runs"] = {"qa": {}, "oracle": {"method": "oracle"}} if kind == "slurm" else {
         "qa": {}, "zero_shot": {"method": "zero_shot"}, "zero_shot_expected": {"method": "zero_shot_expected"},
-        "tfidf": {"embeddings": "tfidf", "features": ["q_text", "c"]}, "random": {"method": "random"},
-        "oracle": {"method": "oracle"}}
+        "tfidf": {"embeddings": "tfidf", "features": ["q_text", "c"]},
+        "ridge": {"method": "ridge", "embeddings": "minilm", "features": ["q_text", "c"]},
+        "title": {"method": "feature", "embeddings": "minilm", "features": "title_sim_max", "smooth_steps": 2},
+        "random": {"method": "random"}, "oracle": {"method": "oracle"}}
     if kind == "slurm":
         config["gpus"] = {"captions": 0, "prompts": 0, "train": 1}
     (dest / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
@@ -146,7 +148,9 @@ def test_tiny_run_produces_every_stage(finished_run):
     wf = finished_run
     summary = pd.read_csv(wf / "results" / "summary.csv")
     measured = summary[(summary.source == "measured") & summary.captioner.notna()]
-    assert list(measured.row) == ["qa", "zero_shot", "zero_shot_expected", "tfidf", "random", "oracle"]
+    assert list(measured.row) == ["qa", "zero_shot", "zero_shot_expected", "tfidf", "ridge", "title", "random", "oracle"]
+    assert list(measured.row[measured.uses_title]) == ["title"]
+    assert json.loads((wf / "results/machine.json").read_text())["cores"] == os.cpu_count()
     assert set(measured.captioner) == {"blip"} and set(measured.llm) == {"smollm2"}
     assert (wf / "results/summaries/blip/smollm2/summary.csv").exists()
     assert (wf / "results" / "summary.png").stat().st_size > 5000

@@ -126,7 +126,8 @@ def _evaluate(a):
     from llmvs.scoring import evaluate_split
 
     rows = evaluate_split(a.annotations, a.splits, a.split, a.method, a.out_dir, embeddings_dir=a.embeddings_dir,
-                          model_path=a.model, shots_dir=a.shots_dir, seed=a.seed, smooth_steps=a.smooth_steps)
+                          model_path=a.model, shots_dir=a.shots_dir, seed=a.seed, smooth_steps=a.smooth_steps,
+                          feature=a.features)
     for r in rows:
         print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in r.items()))
 
@@ -137,7 +138,7 @@ def _aggregate(a):
     if a.combine:
         combine(a.combine, a.out_dir)
     else:
-        aggregate(a.metrics, a.out_dir, a.human)
+        aggregate(a.metrics, a.out_dir, a.human, a.uses_title)
 
 
 def _bench(a):
@@ -343,7 +344,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--annotations", required=True)
     s.add_argument("--splits", required=True)
     s.add_argument("--split", type=int, required=True)
-    s.add_argument("--method", required=True, choices=METHODS)
+    s.add_argument("--method", required=True, choices=[m for m in METHODS if m != "ridge"])
+    s.add_argument("--features", help="method feature: the 1-d embeddings column that is the score")
     s.add_argument("--model", help="model.pt (method model)")
     s.add_argument("--embeddings-dir", help="embeddings folder (methods model, zero_shot)")
     s.add_argument("--shots-dir", required=True)
@@ -357,6 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--metrics", nargs="+", help=".../{dataset}/runs/{captioner}/{llm}/{run}/split{N}/metrics.csv")
     src.add_argument("--combine", nargs="+", help="several settings' summary.csv -> one summary.csv and chart")
     s.add_argument("--human", help="human.csv from `llmvs human`")
+    s.add_argument("--uses-title", nargs="*", default=[], metavar="RUN", help="runs whose scores read the video's title")
     s.add_argument("--out-dir", required=True)
     s.set_defaults(func=_aggregate)
 

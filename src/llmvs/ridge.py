@@ -65,7 +65,7 @@ def ridge_solve(x: np.ndarray, y: np.ndarray, lambdas) -> list[tuple[np.ndarray,
 
 def predict(model: dict, x: np.ndarray, smooth: bool = True) -> np.ndarray:
     """One video's step scores from a ridge model (the dict `load_ridge` returns): raw, then smoothed."""
-    from llmvs.train import smooth_scores
+    from llmvs.checkpoints import smooth_scores
 
     x = np.asarray(x, np.float64)
     if x.shape[1] != len(model["w"]):
@@ -76,7 +76,7 @@ def predict(model: dict, x: np.ndarray, smooth: bool = True) -> np.ndarray:
 
 def _mean_metrics(videos, keys, preds, shots) -> dict:
     """Mean validation τ/ρ (the benchmark's protocol) and MSE against gtscore of smoothed predictions."""
-    from llmvs.train import video_metrics
+    from llmvs.evaluation import video_metrics
 
     rows = [video_metrics(videos[k], preds[k], shots.get(k)) for k in keys]
     out = {"val_loss": float(np.mean([np.mean((preds[k] - videos[k].gtscore) ** 2) for k in keys]))}
@@ -90,7 +90,7 @@ def _mean_metrics(videos, keys, preds, shots) -> dict:
 def choose(videos, feats: dict, fit_keys, val_keys, lambdas, sigmas, selection: str, shots: dict):
     """((λ, σ), grid rows): every setting fitted on `fit_keys`, scored on `val_keys` by `selection`.
     Needs the features of the fitting and validation videos only."""
-    from llmvs.train import smooth_scores
+    from llmvs.checkpoints import smooth_scores
 
     mean, std = standardizer(np.concatenate([feats[k] for k in fit_keys]))
     x = (np.concatenate([feats[k] for k in fit_keys]) - mean) / std
@@ -165,7 +165,9 @@ def ridge_split(annotations, embeddings_dir, splits_file, split: int, features, 
     from llmvs.datasets import read_annotations
     from llmvs.embeddings import feature_names
     from llmvs.io import atomic_path, read_splits, write_parquet
-    from llmvs.train import load_video_features, validation_keys, video_metrics
+    from llmvs.embeddings import load_video_features
+    from llmvs.evaluation import video_metrics
+    from llmvs.train import validation_keys
 
     features = feature_names(features)
     videos = read_annotations(annotations)

@@ -19,7 +19,7 @@ from llmvs import LlmvsError
 AGGREGATORS = ("attention", "mlp")
 SELECTIONS = ("val_loss", "val_rho", "val_tau", "last", "test_rho")
 LOSSES = ("mse", "pearson")
-METHODS = ("model", "zero_shot", "zero_shot_expected", "random", "oracle")
+METHODS = ("model", "ridge", "feature", "zero_shot", "zero_shot_expected", "random", "oracle")
 RUN_KEYS = ("method", "datasets", "embeddings")  # run keys that are neither training nor evaluation keys
 EVALUATION_KEYS = ("smooth_steps",)
 

