@@ -19,9 +19,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from validation_sweep import BASE, OPTIONS, add_sweep_arguments, split_files
-
-HEADLINE = "qa, 40 epochs, pearson loss, smoothed σ 12"  # config.yaml's `llmvs` run
+from validation_sweep import BASE, HEADLINE, split_files
 RULES = ("val_loss", "val_tau", "val_rho", "last")
 
 
@@ -112,9 +110,14 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--results", default="results", help="pipeline results folder (annotations, shots, embeddings)")
     p.add_argument("--embeddings", default="blip/smollm2", help="<captioner>/<encoder> under each embeddings folder")
-    p.add_argument("--training", default=json.dumps({**BASE, **OPTIONS[HEADLINE][1]}),
-                   help="training keys as JSON (default: the headline run's)")
-    add_sweep_arguments(p, work="/tmp/llmvs-selection", out="benchmarks/results-cpu2/selection-sweep.csv")
+    p.add_argument("--training", default=json.dumps({**BASE, **HEADLINE, "smooth_steps": 12}),
+                   help="training keys as JSON, and the evaluation key smooth_steps (default: the headline run's)")
+    p.add_argument("--datasets", nargs="*", default=["tvsum", "summe"])
+    p.add_argument("--splits", nargs="*", type=int, default=[0, 1, 2, 3, 4])
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--work", default="/tmp/llmvs-selection")
+    p.add_argument("--out", default="benchmarks/results-cpu2/selection-sweep.csv")
+    p.add_argument("--table", action="store_true", help="print the Markdown table of --out and exit")
     a = p.parse_args()
     out = Path(a.out)
     if not a.table:

@@ -1,12 +1,15 @@
-"""Validation sweep: every training/feature option tried for the headline run, judged on validation only.
+"""Validation sweep: options for a run, judged on validation videos only, with several seeds per split.
 
-For each option, dataset and split, `llmvs.train.train_split` fits on the split's fitting videos
-(the training keys minus a seeded 20 % validation subset) and the resulting checkpoint (an
-ensemble's mean where the option has several members) is scored on that validation subset with
-the benchmark protocol. Test videos are never loaded. One row per option x dataset x split goes to
-a CSV; `--table` prints the mean over splits as Markdown (docs/tried.md holds the result).
+For each option, dataset and split, `llmvs.train.train_split` fits `--seeds` models (the same fitting
+and validation videos, other initialisations) and each model is scored on the split's validation
+videos (a seeded 20 % of its training keys) with the benchmark protocol on the shipped KTS shots.
+Test videos are never loaded. Options that differ only in the evaluation key `smooth_steps` share
+their models. One row per option x dataset x split x seed goes to a CSV (resumable); `--table`
+prints per option the mean over splits and seeds, the spread over splits and over seeds, and, against
+`--reference`, in how many splits the option beats it by more than the seed spread.
 
-    python benchmarks/validation_sweep.py --results results --out benchmarks/results-cpu2/validation-sweep.csv
+    python benchmarks/validation_sweep.py --results results --options headline encoder --seeds 3
+    python benchmarks/validation_sweep.py --table --reference headline
 """
 
 from __future__ import annotations
@@ -20,132 +23,105 @@ from pathlib import Path
 
 import numpy as np
 
-# the trainer's base in this sweep; "qa, 40 epochs" is the previous default for comparison
+# the trainer's base: config.yaml's `training` block (the embedded default), one option's keys over it
 BASE = {"d_model": 128, "dim_feedforward": 256, "epochs": 20, "lr": 1e-4, "attention_dropout": 0.0, "metrics_every": 5}
+HEADLINE = {"features": "qa", "epochs": 40, "metrics_every": 1, "loss": "pearson"}
 
-# name -> (embeddings encoder: "llm", "tfidf" or "captions" (benchmarks/caption_states.py), training keys over BASE)
+# name -> (embeddings folder under <results>/<dataset>/embeddings/<captioner>/: "llm" = the LLM's,
+#          training keys over BASE, evaluation key smooth_steps, datasets (None = both))
 OPTIONS = {
-    "qa, 40 epochs, attention dropout 0.1": ("llm", {"features": "qa", "epochs": 40, "attention_dropout": None,
-                                                     "metrics_every": 1}),
-    "qa (paper)": ("llm", {"features": "qa"}),
-    "q": ("llm", {"features": "q"}),
-    "q_text": ("llm", {"features": "q_text"}),
-    "c": ("llm", {"features": "c"}),
-    "q_text+c": ("llm", {"features": ["q_text", "c"]}),
-    "q_text_mean+c_mean": ("llm", {"features": ["q_text_mean", "c_mean"]}),
-    "mid_q_text+mid_c": ("llm", {"features": ["mid_q_text", "mid_c"]}),
-    "mid_q_text_mean+mid_c_mean": ("llm", {"features": ["mid_q_text_mean", "mid_c_mean"]}),
-    "tfidf q_text+c": ("tfidf", {"features": ["q_text", "c"]}),
-    "qa, pearson loss": ("llm", {"features": "qa", "loss": "pearson"}),
-    "qa, 40 epochs, attention dropout 0.1, pearson loss": ("llm", {"features": "qa", "epochs": 40, "attention_dropout": None,
-                                                                   "metrics_every": 1, "loss": "pearson"}),
-    "q_text_mean+c_mean, pearson loss": ("llm", {"features": ["q_text_mean", "c_mean"], "loss": "pearson"}),
-    "qa, MLP, pearson loss": ("llm", {"features": "qa", "aggregator": "mlp", "loss": "pearson"}),
-    "qa, MLP": ("llm", {"features": "qa", "aggregator": "mlp"}),
-    "tfidf q_text+c, MLP": ("tfidf", {"features": ["q_text", "c"], "aggregator": "mlp"}),
-    "captions q_text_mean+c": ("captions", {"features": ["q_text_mean", "c"]}),
-    "captions mid_q_text_mean+mid_c": ("captions", {"features": ["mid_q_text_mean", "mid_c"]}),
-    "captions q_text+c, MLP": ("captions", {"features": ["q_text", "c"], "aggregator": "mlp"}),
-    "captions q_text_mean+c, MLP": ("captions", {"features": ["q_text_mean", "c"], "aggregator": "mlp"}),
-    "captions q_text+c, MLP, 100 epochs": ("captions", {"features": ["q_text", "c"], "aggregator": "mlp", "epochs": 100}),
+    "headline": ("llm", HEADLINE, 12, None),
+    "headline, unsmoothed": ("llm", HEADLINE, 0, None),
+    "encoder q_text+c": ("minilm", {**HEADLINE, "features": ["q_text", "c"]}, 12, None),
+    "encoder q_text+c+title": ("minilm", {**HEADLINE, "features": ["q_text", "c", "title_sim", "title_sim_max"]}, 12,
+                               None),
+    "tfidf q_text+c": ("tfidf", {**HEADLINE, "features": ["q_text", "c"]}, 12, None),
+    "headline, shot loss": ("llm", {**HEADLINE, "loss": "shot_pearson"}, 12, ["summe"]),
+    "encoder q_text+c, shot loss": ("minilm", {**HEADLINE, "features": ["q_text", "c"], "loss": "shot_pearson"}, 12,
+                                    ["summe"]),
 }
-HEADLINE = OPTIONS["qa, 40 epochs, attention dropout 0.1, pearson loss"]
-OPTIONS.update({f"qa, 40 epochs, attention dropout 0.1, pearson loss, smoothed σ {s}": (
-    HEADLINE[0], {**HEADLINE[1], "smooth_steps": s}) for s in (4, 8, 12, 16)})
-OPTIONS.update({f"{name}, smoothed σ 8": (OPTIONS[name][0], {**OPTIONS[name][1], "smooth_steps": 8})
-                for name in ("qa (paper)", "tfidf q_text+c")})
-# cheaper trainings of the headline (no attention dropout: ~1.4x faster per epoch on a CPU; or half the epochs)
-OPTIONS.update({
-    "qa, 40 epochs, pearson loss": ("llm", {**HEADLINE[1], "attention_dropout": 0.0}),
-    "qa, 20 epochs, attention dropout 0.1, pearson loss": ("llm", {**HEADLINE[1], "epochs": 20})})
-OPTIONS.update({f"{name}, smoothed σ 12": (OPTIONS[name][0], {**OPTIONS[name][1], "smooth_steps": 12})
-                for name in ("qa, 40 epochs, pearson loss", "qa, 20 epochs, attention dropout 0.1, pearson loss")})
-
-# each video's mean step subtracted first (`center`): the windows of one video share most of their pooled
-# state, and ranking within a video needs only what differs
-NEW_HEADLINE = OPTIONS["qa, 40 epochs, pearson loss"][1]
-OPTIONS.update({
-    "qa, 40 epochs, pearson loss, centred": ("llm", {**NEW_HEADLINE, "center": True}),
-    "q_text_mean+c_mean, 40 epochs, pearson loss, centred": (
-        "llm", {**NEW_HEADLINE, "features": ["q_text_mean", "c_mean"], "center": True}),
-    "tfidf q_text+c, 40 epochs, pearson loss": ("tfidf", {**NEW_HEADLINE, "features": ["q_text", "c"]}),
-    "tfidf q_text+c, 40 epochs, pearson loss, centred": ("tfidf", {**NEW_HEADLINE, "features": ["q_text", "c"],
-                                                                   "center": True})})
-OPTIONS.update({f"{name}, smoothed σ 12": (OPTIONS[name][0], {**OPTIONS[name][1], "smooth_steps": 12})
-                for name in ("qa, 40 epochs, pearson loss, centred", "q_text_mean+c_mean, 40 epochs, pearson loss, centred",
-                             "tfidf q_text+c, 40 epochs, pearson loss", "tfidf q_text+c, 40 epochs, pearson loss, centred")})
 
 
-def model_slug(name: str, options: dict) -> str:
-    """Work folder of an option's models. Smoothing is applied after training, so an option that differs
-    from another only in `smooth_steps` reuses that option's models."""
-    encoder, keys = options[name]
-    if keys.get("smooth_steps"):
-        plain = {k: v for k, v in keys.items() if k != "smooth_steps"}
-        name = next((n for n, (e, k) in options.items() if e == encoder and k == plain), name)
-    return "".join(c if c.isalnum() else "_" for c in name)
+def model_key(options: dict, name: str) -> str:
+    """Work folder of an option's models: options with the same features and training keys share it."""
+    encoder, keys, _, _ = options[name]
+    return "".join(c if c.isalnum() else "_" for c in json.dumps([encoder, keys], sort_keys=True))[:150]
 
 
-def run_one(job: dict) -> dict:
+def run_one(job: dict) -> list[dict]:
+    """Train (or reuse) one option's models on one split; score every option sharing them, every seed."""
     import torch
 
+    from llmvs.checkpoints import checkpoint_scores, load_scorers
     from llmvs.datasets import read_annotations
+    from llmvs.embeddings import load_video_features
+    from llmvs.evaluation import video_metrics
+    from llmvs.run_config import TrainConfig
     from llmvs.shots import read_shots
-    from llmvs.train import (TrainConfig, load_model, load_video_features, predict, smooth_scores, train_split,
-                             video_metrics)
+    from llmvs.train import train_split
 
     torch.set_num_threads(1)
     res, ds, split = Path(job["results"]), job["dataset"], job["split"]
-    encoder = {"llm": job["llm"], "captions": f"{job['llm']}-captions"}.get(job["encoder"], job["encoder"])
-    emb = res / ds / "embeddings" / job["captioner"] / encoder
-    other = "tvsum" if ds == "summe" else "summe"
-    cfg = TrainConfig.from_dict({**BASE, **job["training"]})
-    out = Path(job["work"]) / job["slug"] / ds / f"split{split}"
+    emb = res / ds / "embeddings" / job["captioner"] / (job["llm"] if job["encoder"] == "llm" else job["encoder"])
+    cfg = TrainConfig.from_dict({**BASE, **job["training"], "seeds": job["seeds"]})
+    out = Path(job["work"]) / job["model_key"] / ds / f"split{split}"
     t = time.perf_counter()
-    if cfg.smooth_steps and (out / "model.pt").exists():  # the unsmoothed option's model, already trained
-        seconds = float("nan")
-    else:
+    if not (out / "model.pt").exists():
         train_split(res / ds / "annotations.parquet", emb, job["splits"][ds], split, cfg, out,
-                    shots_dir=res / ds / "shots",
-                    extra_annotations=res / other / "annotations.parquet" if cfg.augment else None,
-                    extra_embeddings_dir=res / other / "embeddings" / job["captioner"] / encoder if cfg.augment else None)
-        seconds = time.perf_counter() - t
-    model, ckpt = load_model(out / "model.pt")
+                    shots_dir=res / ds / "shots")
+    seconds = time.perf_counter() - t
+    models, ckpt = load_scorers(out / "model.pt")
     videos = read_annotations(res / ds / "annotations.parquet")
+    val = {k: (load_video_features(emb, videos[k], cfg.features), read_shots(res / ds / "shots" / f"{k}.parquet",
+                                                                           videos[k].n_frames))
+           for k in ckpt["val_keys"]}
     rows = []
-    for k in ckpt["val_keys"]:
-        v = videos[k]
-        scores = smooth_scores(predict(model, load_video_features(emb, v, cfg.features)), cfg.smooth_steps)
-        rows.append(video_metrics(v, scores, read_shots(res / ds / "shots" / f"{k}.parquet", v.n_frames)))
-    return {"option": job["option"], "dataset": ds, "split": split, "n_val": len(rows),
-            **{f"val_{m}": float(np.mean([r[m] for r in rows])) for m in ("tau", "rho", "f1")},
-            "train_seconds": round(seconds, 1), "selected_epoch": json.dumps(ckpt["selected_epoch"])}
+    for name, sigma in job["scored"]:
+        for seed, model in enumerate(models):
+            metrics = [video_metrics(videos[k], checkpoint_scores(model, ckpt, x, scorer=out, features=emb,
+                                                                  smooth_steps=sigma), cps)
+                       for k, (x, cps) in val.items()]
+            rows.append({"option": name, "dataset": ds, "split": split, "seed": seed, "n_val": len(metrics),
+                         **{f"val_{m}": float(np.mean([r[m] for r in metrics])) for m in ("tau", "rho", "f1")},
+                         "train_seconds": round(seconds / len(models), 1),
+                         "selected_epoch": ckpt["seeds"][seed]["selected_epoch"][0]})
+    return rows
 
 
-def table(csv: Path) -> str:
+def summary(frame, reference: str | None = None) -> list[dict]:
+    """Per option and dataset: mean, spread over splits (of the seed means) and over seeds (of the split
+    means), and against `reference` the splits where the option's seed mean is higher by more than the
+    two options' seed spread in that split (the larger of the two standard deviations over seeds)."""
+    out = []
+    for (option, ds), g in frame.groupby(["option", "dataset"], sort=False):
+        splits = g.groupby("split").val_tau
+        row = {"option": option, "dataset": ds, "n_splits": splits.ngroups, "n_seeds": int(g.seed.nunique()),
+               "val_tau": g.val_tau.mean(), "val_rho": g.val_rho.mean(),
+               "split_std": splits.mean().std(ddof=0), "seed_std": g.groupby("seed").val_tau.mean().std(ddof=1)}
+        ref = frame[(frame.option == reference) & (frame.dataset == ds)]
+        if reference and option != reference and len(ref):
+            mine, theirs = splits.mean(), ref.groupby("split").val_tau.mean()
+            noise = np.maximum(splits.std(ddof=1), ref.groupby("split").val_tau.std(ddof=1))
+            common = mine.index.intersection(theirs.index)
+            diff = mine[common] - theirs[common]
+            row.update(vs_reference=diff.mean(), splits_above_noise=int((diff > noise[common]).sum()),
+                       splits_below_noise=int((diff < -noise[common]).sum()), splits_compared=len(common))
+        out.append(row)
+    return out
+
+
+def table(csv: Path, reference: str | None) -> str:
     import pandas as pd
 
-    frame = pd.read_csv(csv)
-    rows = ["| option | TVSum val τ / ρ | SumMe val τ / ρ | train s/split |", "| --- | --- | --- | --- |"]
-    for option, g in frame.groupby("option", sort=False):
-        cells = []
-        for ds in ("tvsum", "summe"):
-            d = g[g.dataset == ds]
-            cells.append(f"{d.val_tau.mean():.3f} ± {d.val_tau.std(ddof=0):.3f} / {d.val_rho.mean():.3f}"
-                         if len(d) else "—")
-        seconds = g.train_seconds.mean()  # NaN: the models of another option, smoothed
-        rows.append(f"| {option} | {cells[0]} | {cells[1]} | {'—' if np.isnan(seconds) else f'{seconds:.0f}'} |")
-    return "\n".join(rows)
-
-
-def add_sweep_arguments(p, work: str, out: str) -> None:
-    """The arguments every sweep script shares: which trainings, how many at once, where results go."""
-    p.add_argument("--datasets", nargs="*", default=["tvsum", "summe"])
-    p.add_argument("--splits", nargs="*", type=int, default=[0, 1, 2, 3, 4])
-    p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--work", default=work)
-    p.add_argument("--out", default=out)
-    p.add_argument("--table", action="store_true", help="print the Markdown table of --out and exit")
+    rows = summary(pd.read_csv(csv), reference)
+    head = "| option | dataset | val τ / ρ | ± splits | ± seeds | seeds | vs " + (reference or "—") + " |"
+    lines = [head, "| --- | --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        vs = (f"{r['vs_reference']:+.3f}: above in {r['splits_above_noise']}, below in {r['splits_below_noise']} "
+              f"of {r['splits_compared']}" if "vs_reference" in r else "—")
+        lines.append(f"| {r['option']} | {r['dataset']} | {r['val_tau']:.3f} / {r['val_rho']:.3f} | "
+                     f"{r['split_std']:.3f} | {r['seed_std']:.3f} | {r['n_seeds']} | {vs} |")
+    return "\n".join(lines)
 
 
 def split_files() -> dict:
@@ -156,43 +132,52 @@ def split_files() -> dict:
 def main() -> int:
     from multiprocessing import get_context
 
+    import pandas as pd
+
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--results", default="results", help="pipeline results folder (annotations, shots, embeddings)")
     p.add_argument("--captioner", default="blip")
     p.add_argument("--llm", default="smollm2")
     p.add_argument("--options", nargs="*", help="names from OPTIONS (default: all)")
-    p.add_argument("--extra", help="JSON {name: [encoder, training keys]} of more options")
-    add_sweep_arguments(p, work="/tmp/llmvs-sweep", out="benchmarks/results-cpu2/validation-sweep.csv")
+    p.add_argument("--datasets", nargs="*", default=["tvsum", "summe"])
+    p.add_argument("--splits", nargs="*", type=int, default=[0, 1, 2, 3, 4])
+    p.add_argument("--seeds", type=int, default=3, help="models per split (training key seeds)")
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--work", default="/tmp/llmvs-sweep")
+    p.add_argument("--out", default="benchmarks/results-cpu2/validation-seeds.csv")
+    p.add_argument("--table", action="store_true", help="print the Markdown table of --out and exit")
+    p.add_argument("--reference", default="headline", help="the option the table compares every other with")
     a = p.parse_args()
-    if a.table:
-        print(table(Path(a.out)))
-        return 0
-    options = dict(OPTIONS)
-    if a.extra:
-        options.update({k: tuple(v) for k, v in json.loads(a.extra).items()})
-    names = a.options or list(options)
-    splits = split_files()
-    jobs = [{"option": n, "slug": model_slug(n, options), "encoder": options[n][0],
-             "training": options[n][1], "dataset": ds, "split": s, "results": a.results, "captioner": a.captioner,
-             "llm": a.llm, "splits": splits, "work": a.work} for n in names for ds in a.datasets for s in a.splits]
-    import pandas as pd
-
     out = Path(a.out)
-    done = pd.read_csv(out) if out.exists() else pd.DataFrame()
-    if len(done):
-        have = set(zip(done.option, done.dataset, done.split))
-        jobs = [j for j in jobs if (j["option"], j["dataset"], j["split"]) not in have]
-    # smoothed options read their unsmoothed twin's models: they run once those are trained
-    smoothed = [j for j in jobs if j["training"].get("smooth_steps")]
-    phases = [[j for j in jobs if j not in smoothed], smoothed]
+    if a.table:
+        print(table(out, a.reference))
+        return 0
+    names = a.options or list(OPTIONS)
+    done = pd.read_csv(out) if out.exists() else pd.DataFrame(columns=["option", "dataset", "split"])
+    have = set(zip(done.option, done.dataset, done.split))
+    jobs: dict[tuple, dict] = {}
+    for name in names:
+        encoder, keys, sigma, datasets = OPTIONS[name]
+        for ds in a.datasets:
+            for split in a.splits:
+                if (datasets and ds not in datasets) or (name, ds, split) in have:
+                    continue
+                key = (model_key(OPTIONS, name), ds, split)
+                job = jobs.setdefault(key, {"model_key": key[0], "encoder": encoder, "training": keys, "dataset": ds,
+                                            "split": split, "results": a.results, "captioner": a.captioner,
+                                            "llm": a.llm, "splits": split_files(), "work": a.work, "seeds": a.seeds,
+                                            "scored": []})
+                job["scored"].append((name, sigma))
     with get_context("spawn").Pool(a.workers) as pool:
-        rows = (row for phase in phases for row in pool.imap_unordered(run_one, phase))
-        for i, row in enumerate(rows, 1):
-            done = pd.concat([done, pd.DataFrame([row])], ignore_index=True)
+        for i, rows in enumerate(pool.imap_unordered(run_one, list(jobs.values())), 1):
+            done = pd.concat([done, pd.DataFrame(rows)], ignore_index=True)
             out.parent.mkdir(parents=True, exist_ok=True)
             done.to_csv(out, index=False, float_format="%.4f")
-            print(f"[{i}/{len(jobs)}] {row['option']} {row['dataset']} split {row['split']}: "
-                  f"val tau {row['val_tau']:.3f} rho {row['val_rho']:.3f} ({row['train_seconds']} s)", flush=True)
+            for r in rows[::a.seeds]:
+                part = [x["val_tau"] for x in rows if x["option"] == r["option"]]
+                print(f"[{i}/{len(jobs)}] {r['option']} {r['dataset']} split {r['split']}: val tau "
+                      f"{np.mean(part):.3f} (seeds {', '.join(f'{x:.3f}' for x in part)}; {r['train_seconds']} s a seed)",
+                      flush=True)
     return 0
 
 

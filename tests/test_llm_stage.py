@@ -137,3 +137,32 @@ def test_prompts_stage_writes_arrow_shards(tmp_path, smollm2):
     # a rerun skips finished files
     mtime = out.stat().st_mtime_ns
     assert main(argv) == 0 and out.stat().st_mtime_ns == mtime
+
+
+def test_title_prompt_names_each_windows_and_each_examples_own_title(tmp_path, smollm2):
+    """`--title-prompt`: the instruction says a title comes first, every example names its own video's
+    (cleaned) title, every query the benchmark video's; the caption columns still pool the captions only."""
+    from llmvs.datasets import load_dataset
+    from llmvs.prompt_builder import TITLE_INSTRUCTION
+    from llmvs.titles import clean_title
+
+    plain = resolve_exemplars("auto", "summe", 0, DATA)
+    titled = resolve_exemplars("auto", "summe", 0, DATA, titles=True)
+    tvsum = load_dataset("tvsum", DATA)
+    for p, t in zip(plain, titled):  # the same windows and scores, each with its own title first
+        title = clean_title(tvsum[p.id.split(":")[1]].title)
+        assert t.text == f"Video: {title}\n{p.text}" and t.score == p.score
+    window = make_window(["a man rides a bike", "a dog runs"], 0, title="Cooking")
+    text, centre = PromptBuilder(smollm2[0], [], TITLE_INSTRUCTION).token_masks(window)
+    ids = PromptBuilder(smollm2[0], []).encode(PromptBuilder(smollm2[0], []).query_text(window.text))
+    assert smollm2[0].decode([i for i, m in zip(ids, text) if m]) == " a man rides a bike a dog runs"
+
+    caps = load_caption_json(shipped_captions_path("summe", data_dir=DATA))["Cooking"]["captions"][:3]
+    cap_file = tmp_path / "captions.parquet"
+    write_captions(cap_file, np.arange(0, 45, 15), caps, captioner="blip", video="video_8", n_frames=45, fps=15.0)
+    out = tmp_path / "video_8.arrow"
+    assert main(["prompts", "--captions", str(cap_file), "--out", str(out), "--dataset", "summe", "--title-prompt",
+                 "--data-dir", str(DATA)]) == 0
+    meta = read_embeddings(out).meta
+    assert (meta["title_prompt"], meta["title"], meta["title_source"]) == (True, "Cooking", "annotations")
+    assert "whose title is given first" in TITLE_INSTRUCTION

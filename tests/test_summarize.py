@@ -404,7 +404,7 @@ def blip_hub(tmp_path, monkeypatch):
     """A Hugging Face cache holding a tiny BLIP as Salesforce/blip-image-captioning-base; offline, no
     prepared models."""
     from llmvs.summarize import DEFAULT_CAPTIONER
-    from test_models import add_snapshot
+    from test_model_store import add_snapshot
 
     folder = tiny_blip(tmp_path / "tiny-blip")
     add_snapshot(tmp_path / "hf" / "hub", DEFAULT_CAPTIONER, BLIP_COMMIT,

@@ -275,3 +275,23 @@ def test_missing_or_mismatched_embeddings_are_clear_errors(tiny_benchmark, tmp_p
                                          r"\(46 of 86 steps differ\)"):
         train_split(root / "annotations.parquet", emb, root / "splits.json", 0,
                     TrainConfig(epochs=1, d_model=16, dim_feedforward=16), tmp_path / "out")
+
+
+def test_shot_loss_ranks_the_shots_means(tiny_benchmark, tmp_path):
+    """`shot_pearson`: 1 - the correlation of the shots' mean predicted and target scores (numpy on the
+    shot means as an independent computation); it trains with the shots of every fitting video."""
+    from llmvs.train import step_shots
+
+    seg = step_shots([0, 15, 30, 45, 60, 75], [[0, 29], [30, 59], [60, 89]])
+    assert seg.tolist() == [0, 0, 1, 1, 2, 2]
+    pred, y = np.array([.1, .3, .9, .7, .2, .2]), np.array([0., .2, 1., .6, .1, .5])
+    loss = video_losses(torch.as_tensor(pred)[None], torch.as_tensor(y)[None], torch.zeros(1, 6, dtype=torch.bool),
+                        "shot_pearson", [torch.as_tensor(seg)])
+    means = [np.array([v[seg == s].mean() for s in range(3)]) for v in (pred, y)]
+    assert float(loss[0]) == pytest.approx(1 - np.corrcoef(*means)[0, 1], rel=1e-9)
+    ckpt = _train(tiny_benchmark, 0, tmp_path / "shot", loss="shot_pearson", epochs=2)
+    log = pd.read_csv(tmp_path / "shot" / "train_log.csv")
+    assert ckpt["seeds"][0]["selected_epoch"] == [int(log.epoch[log.val_loss.idxmin()])]
+    with pytest.raises(LlmvsError, match="loss shot_pearson needs the shots"):
+        train_split(tiny_benchmark / "annotations.parquet", tiny_benchmark / "emb", tiny_benchmark / "splits.json", 0,
+                    TrainConfig(epochs=1, d_model=16, dim_feedforward=16, loss="shot_pearson"), tmp_path / "none")

@@ -50,7 +50,7 @@ def _prompts(a):
     if not todo:
         return
     runner = PromptRunner(a.llm, a.exemplars, a.dataset, a.seed, a.path, a.dtype, a.batch_size,
-                          a.max_new_tokens, a.threads, a.data_dir, a.token_budget)
+                          a.max_new_tokens, a.threads, a.data_dir, a.token_budget, a.title_prompt)
     for c, o in todo:
         meta = runner.run(c, o, token_states=Path(o).with_suffix(".tokens.parquet") if a.token_states else None)
         print(f"{o}: {meta['video']} {meta['n_unparsed_answers']} unparsed answer(s), "
@@ -270,6 +270,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-new-tokens", type=int, default=PROMPTS_DEFAULTS["max_new_tokens"])
     s.add_argument("--threads", type=int, help="torch CPU threads")
     s.add_argument("--token-states", action="store_true", help="also write token-level states (.tokens.parquet)")
+    s.add_argument("--title-prompt", action="store_true",
+                   help="each window names its video's title (benchmark: the annotations'; else the file name)")
     s.add_argument("--overwrite", action="store_true", help="recompute files that exist")
     s.add_argument("--data-dir")
     s.set_defaults(func=_prompts)

@@ -32,6 +32,10 @@ INSTRUCTION = (
     "about half a second apart. The centre frame is marked with *. Rate how important the centre "
     "frame is for a short summary of the whole video, from 1 (unimportant) to 10 (essential). "
     "Answer with 'Score: N' only.")
+# the title-conditioned prompt (`--title-prompt`): each window (and each example) first names its video's
+# title, as TVSum's annotators rated each shot given the title
+TITLE_INSTRUCTION = INSTRUCTION.replace("consecutive frames of a video,", "consecutive frames of a video whose title "
+                                        "is given first,").replace("the whole video", "a video with that title")
 ANSWER_PREFIX = "Score: "
 SCORES = tuple(range(1, 11))  # the scale the instruction asks for
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
@@ -53,8 +57,9 @@ class Window:
     centre: int
 
 
-def make_window(captions: list[str], t: int, window: int = WINDOW) -> Window:
-    text, spans, centre = "Frames:", [], 0
+def make_window(captions: list[str], t: int, window: int = WINDOW, title: str | None = None) -> Window:
+    """The query text of step t: (with `title`, a "Video: <title>" line, then) the window's captions."""
+    text, spans, centre = (f"Video: {title}\n" if title else "") + "Frames:", [], 0
     for i in window_indices(t, len(captions), window):
         mark = "*" if i == t else " "
         text += f"\n{mark}{i - t:+d}: "
@@ -66,8 +71,8 @@ def make_window(captions: list[str], t: int, window: int = WINDOW) -> Window:
     return Window(text, tuple(spans), centre)
 
 
-def format_window(captions: list[str], t: int, window: int = WINDOW) -> str:
-    return make_window(captions, t, window).text
+def format_window(captions: list[str], t: int, window: int = WINDOW, title: str | None = None) -> str:
+    return make_window(captions, t, window, title).text
 
 
 def parse_score(answer: str) -> float:
@@ -83,12 +88,15 @@ class Exemplar:
     score: int
 
 
-def choose_exemplars(source: str, n: int = 3, seed: int = 0, window: int = WINDOW, data_dir=None) -> list[Exemplar]:
-    """`n` worked examples from benchmark `source`, spread over the score range (low ... high).
+def choose_exemplars(source: str, n: int = 3, seed: int = 0, window: int = WINDOW, data_dir=None,
+                     titles: bool = False) -> list[Exemplar]:
+    """`n` worked examples from benchmark `source`, spread over the score range (low ... high); with
+    `titles`, each names its own video's title (the same windows and scores either way).
 
     Taken from the *other* benchmark by default so no evaluation video leaks into the prompt.
     """
     from llmvs.datasets import load_caption_json, load_dataset, shipped_captions_path
+    from llmvs.titles import clean_title
 
     videos = load_dataset(source, data_dir)
     captions = load_caption_json(shipped_captions_path(source, data_dir=data_dir))
@@ -102,7 +110,8 @@ def choose_exemplars(source: str, n: int = 3, seed: int = 0, window: int = WINDO
             g = float(v.gtscore[t])
             if abs(g - centre) <= 0.05:
                 caps = captions[v.caption_key]["captions"]
-                out.append(Exemplar(f"{source}:{v.key}:{t}", format_window(caps, t, window), round(1 + 9 * g)))
+                title = clean_title(v.title) if titles else None
+                out.append(Exemplar(f"{source}:{v.key}:{t}", format_window(caps, t, window, title), round(1 + 9 * g)))
                 break
         else:
             raise LlmvsError(f"no {source} window with a score near {centre:.2f} for an example")
@@ -110,15 +119,15 @@ def choose_exemplars(source: str, n: int = 3, seed: int = 0, window: int = WINDO
     return out
 
 
-def resolve_exemplars(spec: str, dataset: str | None, seed: int, data_dir=None) -> list[Exemplar]:
+def resolve_exemplars(spec: str, dataset: str | None, seed: int, data_dir=None, titles: bool = False) -> list[Exemplar]:
     """`auto` = the other benchmark (user videos: TVSum); `summe`/`tvsum`; `none`; or a JSON file
-    `[{"id": ..., "text": ..., "score": N}, ...]`."""
+    `[{"id": ..., "text": ..., "score": N}, ...]` (its texts as given). `titles`: see choose_exemplars."""
     if spec == "none":
         return []
     if spec == "auto":  # parity: the paper samples its examples from (unspecified) annotated videos
         spec = OTHER_BENCHMARK.get(dataset or "", "tvsum")
     if spec in OTHER_BENCHMARK:
-        return choose_exemplars(spec, seed=seed, data_dir=data_dir)
+        return choose_exemplars(spec, seed=seed, data_dir=data_dir, titles=titles)
     try:
         items = json.loads(open(spec).read())
         return [Exemplar(str(e["id"]), str(e["text"]), int(e["score"])) for e in items]
@@ -129,9 +138,9 @@ def resolve_exemplars(spec: str, dataset: str | None, seed: int, data_dir=None) 
 class PromptBuilder:
     """Renders prefix (instruction + examples) and query turns with the model's chat template."""
 
-    def __init__(self, tokenizer, exemplars: list[Exemplar]):
+    def __init__(self, tokenizer, exemplars: list[Exemplar], instruction: str = INSTRUCTION):
         self.tok = tokenizer
-        msgs = [{"role": "system", "content": INSTRUCTION}]
+        msgs = [{"role": "system", "content": instruction}]
         for ex in exemplars:
             msgs += [{"role": "user", "content": ex.text},
                      {"role": "assistant", "content": f"{ANSWER_PREFIX}{ex.score}"}]
@@ -139,7 +148,7 @@ class PromptBuilder:
         if getattr(tokenizer, "chat_template", None):
             self.prefix_text = tokenizer.apply_chat_template(msgs, tokenize=False)
         else:  # a base model without a chat template: plain text turns
-            self.prefix_text = INSTRUCTION + "\n\n" + "".join(
+            self.prefix_text = instruction + "\n\n" + "".join(
                 f"{ex.text}\n{ANSWER_PREFIX}{ex.score}\n\n" for ex in exemplars)
         self.prefix_ids = self.encode(self.prefix_text)
         # the tokens before the number in "Score: 7": fed with the query, checked against the model

@@ -80,7 +80,7 @@ def train_release(sources, cfg: TrainConfig, out, card, summary, *, run: str = "
     from llmvs.checkpoints import device, save_checkpoint
     from llmvs.datasets import read_annotations
     from llmvs.embeddings import load_video_embeddings, feature_matrix
-    from llmvs.train import _evaluator, fit_models, validation_keys
+    from llmvs.train import _evaluator, fit_models, step_shots, validation_keys
     from llmvs.evaluation import tvsum_user_summaries
     from llmvs.io import atomic_path, write_text
     from llmvs.shots import read_shots
@@ -112,9 +112,10 @@ def train_release(sources, cfg: TrainConfig, out, card, summary, *, run: str = "
             videos[key], metas[key] = v, emb.meta
             feats[key] = feature_matrix(emb, cfg.features)
             (val_keys if k in val else fit_keys).append(key)
-            if shots_dir and k in val:  # validation correlations are logged whatever the selection rule
+            # validation correlations are logged whatever the selection rule; a shot loss needs every shot
+            if shots_dir and (k in val or cfg.loss == "shot_pearson"):
                 shots[key] = read_shots(Path(shots_dir) / f"{k}.parquet", v.n_frames)
-                if dataset == "tvsum":
+                if dataset == "tvsum" and k in val:
                     users[key] = tvsum_user_summaries(v.user_scores, shots[key], v.n_frames)
     if cfg.selection in ("val_rho", "val_tau") and any(videos[k].dataset == "summe" and k not in shots
                                                         for k in val_keys):
@@ -130,7 +131,10 @@ def train_release(sources, cfg: TrainConfig, out, card, summary, *, run: str = "
     targets = {k: videos[k].gtscore for k in feats}
     data = {"x": {k: torch.as_tensor(v, device=dev) for k, v in feats.items()},
             "y": {k: torch.as_tensor(v, device=dev) for k, v in targets.items()},
-            "fit": fit_keys, "eval": {"val": val_keys}}
+            "fit": fit_keys, "eval": {"val": val_keys},
+            "shots": {k: torch.as_tensor(step_shots(videos[k].picks, c), device=dev) for k, c in shots.items()}}
+    if cfg.loss == "shot_pearson" and len(shots) < len(videos):
+        raise LlmvsError("loss shot_pearson needs every benchmark's shots (--shots-dir)")
     evaluate = _evaluator(videos, feats, targets, shots, users, per_dataset=list(counts), loss=cfg.loss)
     one = replace(cfg, seeds=1)  # the shipped scorer is one model (of `ensemble` members)
     trained, log = fit_models(one, mcfg, data, evaluate, dev, 0, f"release {run}")

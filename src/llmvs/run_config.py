@@ -18,7 +18,7 @@ from llmvs import LlmvsError
 
 AGGREGATORS = ("attention", "mlp")
 SELECTIONS = ("val_loss", "val_rho", "val_tau", "last", "test_rho")
-LOSSES = ("mse", "pearson")
+LOSSES = ("mse", "pearson", "shot_pearson")
 METHODS = ("model", "ridge", "feature", "zero_shot", "zero_shot_expected", "random", "oracle")
 RUN_KEYS = ("method", "datasets", "embeddings")  # run keys that are neither training nor evaluation keys
 EVALUATION_KEYS = ("smooth_steps",)
@@ -77,7 +77,8 @@ class TrainConfig:
     ensemble: int = 1  # models whose step scores are averaged into one (each seed's model)
     batch_videos: int = 1  # videos per forward pass (padded, masked); the loss stays a mean over videos
     augment: bool = False  # the augmented setting: the other benchmark's videos join every fitting set
-    loss: str = "mse"  # parity: mean squared error; "pearson": 1 - correlation within each video (rank-like)
+    loss: str = "mse"  # parity: mean squared error; "pearson": 1 - correlation within each video (rank-like);
+    # "shot_pearson": the same over the shots' mean scores, what SumMe's knapsack ranks (needs the shots)
     extra: dict = field(default_factory=dict)
 
     @classmethod

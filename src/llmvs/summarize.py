@@ -4,8 +4,9 @@ frames (streamed PyAV decode, every 15th frame) -> captions (a file you give, or
 model: by default BLIP base, as the benchmark captions were made; never invented) -> LLM window
 prompting (default SmolLM2) -> step scores (by default the scorer shipped in `llmvs/scorers/`,
 trained on both benchmarks; or a checkpoint you give, or the LLM's zero-shot answers) -> shots
-(kernel change points on colour histograms; a shot longer than the budget is split so that it can
-be chosen) -> 0/1 knapsack under the budget -> outputs:
+(kernel change points on the captions' TF-IDF, one shot per 4 s: of the signals measured, the one
+closest to the benchmark's KTS shots, docs/shots.md; a shot longer than the budget is split so that
+it can be chosen) -> 0/1 knapsack under the budget -> outputs:
 
 - `summary.mp4`: the selected shots in order, H.264 video + AAC audio when the source has audio
   (cutting at arbitrary frames needs a re-encode; nothing else is touched);
@@ -272,7 +273,7 @@ def summarize_video(video, out_dir, *, captions=None, captioner=None, llm: str =
     from llmvs.io import read_parquet
     from llmvs.embeddings import read_embeddings
     from llmvs.llm_stage import PromptRunner
-    from llmvs.shots import detect_shots, frame_features, split_shots
+    from llmvs.shots import caption_features, detect_shots, split_shots
     from llmvs.summary_page import render_summary_page
     from llmvs.datasets import STEP
     from llmvs.video import decode_frames
@@ -339,8 +340,7 @@ def summarize_video(video, out_dir, *, captions=None, captioner=None, llm: str =
             scorer_id = f"default scorer {SHIPPED_SCORER.stem}"
         answers = read_embeddings(work / "embeddings.arrow").answer_score
         lap("llm_s", "LLM", f"{len(caps)} windows by {runner.model_id}; scores: {scorer_id}")
-        detected = detect_shots(frame_features(frames.column("jpeg").to_pylist()), n_frames, picks, fps,
-                                shot_seconds=shot_seconds)
+        detected = detect_shots(caption_features(caps), n_frames, picks, fps, shot_seconds=shot_seconds)
         # a shot longer than the whole budget could never be chosen: split it (user videos only;
         # the benchmark evaluation keeps its shots whole)
         cps, origin = split_shots(detected, capacity, picks)

@@ -67,15 +67,35 @@ def _batch(tensors: list, targets: list):
     return x, y, pad
 
 
-def video_losses(pred, y, pad, loss: str = "mse"):
+def step_shots(picks, change_points) -> np.ndarray:
+    """int [n_steps]: the shot (row of the inclusive `change_points`) each step's pick falls in."""
+    starts = np.asarray(change_points, np.int64).reshape(-1, 2)[:, 0]
+    return np.searchsorted(starts, np.asarray(picks, np.int64), side="right") - 1
+
+
+def video_losses(pred, y, pad, loss: str = "mse", shots=None):
     """Each video's loss, [B], over its unpadded steps (pred, y: [B, T]; pad: [B, T], True = padding).
 
     `mse`: mean squared error. `pearson`: 1 - the correlation of scores and targets within the video,
-    blind to each video's level and scale of importance (the benchmarks rank steps within a video)."""
+    blind to each video's level and scale of importance (the benchmarks rank steps within a video).
+    `shot_pearson`: the same over shot means (`shots`: per video the shot of each step, `step_shots`),
+    what the knapsack of SumMe's protocol ranks: each shot by the mean score of its steps."""
     keep = (~pad).float()
     n = keep.sum(1)
     if loss == "mse":
         return ((pred - y) ** 2 * keep).sum(1) / n
+    if loss == "shot_pearson":
+        import torch
+
+        out = []
+        for b, seg in enumerate(shots):
+            t, k = len(seg), int(seg.max()) + 1
+            count = torch.zeros(k, dtype=pred.dtype, device=pred.device).index_add_(0, seg, torch.ones_like(pred[b, :t]))
+            means = [torch.zeros(k, dtype=pred.dtype, device=pred.device).index_add_(0, seg, v[b, :t]) / count
+                     for v in (pred, y)]
+            out.append(video_losses(means[0][None], means[1][None], torch.zeros(1, k, dtype=torch.bool,
+                                                                                   device=pred.device), "pearson")[0])
+        return torch.stack(out)
     pc = (pred - (pred * keep).sum(1, keepdim=True) / n[:, None]) * keep
     yc = (y - (y * keep).sum(1, keepdim=True) / n[:, None]) * keep
     return 1 - (pc * yc).sum(1) / ((pc.pow(2).sum(1) * yc.pow(2).sum(1)).sqrt() + 1e-8)
@@ -88,15 +108,16 @@ def _evaluator(videos, feats, targets, shots, users, per_dataset=(), loss: str =
 
     from llmvs.evaluation import video_metrics
 
-    def video_loss(pred, y):  # the training loss of one unpadded video, in float64
+    def video_loss(k, pred, y):  # the training loss of one unpadded video, in float64
         pred, y = torch.as_tensor(pred, dtype=torch.float64)[None], torch.as_tensor(y, dtype=torch.float64)[None]
-        return float(video_losses(pred, y, torch.zeros_like(pred, dtype=torch.bool), loss)[0])
+        seg = [torch.as_tensor(step_shots(videos[k].picks, shots[k]))] if loss == "shot_pearson" else None
+        return float(video_losses(pred, y, torch.zeros_like(pred, dtype=torch.bool), loss, seg)[0])
 
     def evaluate(model, keys, metrics=True):
         if not keys:
             return {}
         preds = {k: predict(model, feats[k]) for k in keys}  # one forward per video for loss and metrics
-        out = {"loss": float(np.mean([video_loss(preds[k], targets[k]) for k in keys]))}
+        out = {"loss": float(np.mean([video_loss(k, preds[k], targets[k]) for k in keys]))}
         if not metrics:
             return out
         rows = {k: video_metrics(videos[k], preds[k], shots.get(k), users.get(k)) for k in keys}
@@ -147,7 +168,8 @@ def _fit_member(cfg: TrainConfig, mcfg, seed: int, data: dict, evaluate, dev, de
             with torch.autocast(dev.type, dtype=torch.float16, enabled=use_amp):
                 pred = model(x, pad if padded else None).float()
             # each video's own loss, averaged over the videos (= batch of one, accumulated)
-            per_video = video_losses(pred, y, pad, cfg.loss)
+            per_video = video_losses(pred, y, pad, cfg.loss, [data["shots"][fit[j]] for j in idx]
+                                     if cfg.loss == "shot_pearson" else None)
             loss = per_video.mean()
             scaler.scale(loss / cfg.accumulate).backward()
             losses += per_video.detach().tolist()
@@ -225,19 +247,22 @@ def train_split(annotations, embeddings_dir, splits_file, split: int, cfg: Train
     if shots_dir:  # validation correlations are logged whatever the selection rule
         from llmvs.evaluation import tvsum_user_summaries
 
-        for k in val_keys + eval_keys["test"]:
+        for k in (needed if cfg.loss == "shot_pearson" else val_keys + eval_keys["test"]):
             shots[k] = read_shots(Path(shots_dir) / f"{k}.parquet", videos[k].n_frames)
-            if videos[k].dataset == "tvsum":  # the annotators' summaries do not change during training
+            if videos[k].dataset == "tvsum" and k not in fit_keys:  # the annotators' summaries stay fixed
                 users[k] = tvsum_user_summaries(videos[k].user_scores, shots[k], videos[k].n_frames)
     if cfg.selection in ("val_rho", "val_tau", "test_rho") and videos[needed[0]].dataset == "summe" and not shots:
         raise LlmvsError(f"selection {cfg.selection} on SumMe needs shots (--shots-dir)")
+    if cfg.loss == "shot_pearson" and (not shots or extra_keys or cfg.batch_videos > 1):
+        raise LlmvsError("loss shot_pearson needs the shots (--shots-dir), one video per batch and no augment")
 
     dev = device()
     input_dim = next(iter(feats.values())).shape[1]
     mcfg = model_config(cfg, input_dim)
     data = {"x": {k: torch.as_tensor(v, device=dev) for k, v in feats.items()},
             "y": {k: torch.as_tensor(v, device=dev) for k, v in targets.items()},
-            "fit": fit_keys + extra_keys, "eval": eval_keys}
+            "fit": fit_keys + extra_keys, "eval": eval_keys,
+            "shots": {k: torch.as_tensor(step_shots(videos[k].picks, c), device=dev) for k, c in shots.items()}}
     evaluate = _evaluator(videos, feats, targets, shots, users, loss=cfg.loss)
     trained, log = fit_models(cfg, mcfg, data, evaluate, dev, split, f"train split {split}")
 

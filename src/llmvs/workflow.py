@@ -296,6 +296,8 @@ def prompts_args(spec: dict) -> str:
             f"--token-budget {d['token_budget']}", f"--path {d['path']}"]
     if spec.get("token_states"):
         args.append("--token-states")
+    if spec.get("title_prompt"):
+        args.append("--title-prompt")
     return " ".join(args)
 
 
