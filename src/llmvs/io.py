@@ -121,3 +121,14 @@ def table_metadata(table: pa.Table) -> dict:
         except (ValueError, UnicodeDecodeError):
             continue
     return out
+
+
+def file_sha256(path) -> str:
+    """The sha256 of a file's bytes, read in blocks (model weights run to gigabytes)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()

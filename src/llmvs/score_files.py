@@ -162,27 +162,10 @@ def checkpoint_draws(key: str, n_steps: int, seed: int, split: int, k: int) -> n
 
 
 def protocol_metrics(video, scores: np.ndarray, kind: str, cps: np.ndarray | None, users=None) -> dict:
-    """tau, rho and (with shots) F1 of one video: `video_metrics` for step scores; frame scores go
-    into the knapsack frame by frame, and at frames 0, 15, ... into the TVSum correlation."""
-    from llmvs.evaluation import (f1_score, knapsack_summary, summe_correlation, tvsum_correlation,
-                                  tvsum_user_summaries)
+    """tau, rho and (with shots) F1 of one video's step or frame scores (`kind`), as `video_metrics`."""
     from llmvs.evaluation import video_metrics
 
-    if kind == "step":
-        return video_metrics(video, scores, cps, users)
-    out = {}
-    if video.dataset == "tvsum":
-        out["tau"], out["rho"] = tvsum_correlation(scores[video.picks], video.user_scores)
-    if cps is not None:
-        summary = knapsack_summary(scores, cps, video.n_frames, np.arange(video.n_frames))
-        if video.dataset == "summe":
-            out["tau"], out["rho"] = summe_correlation(summary, video.user_summaries)
-            out["f1"] = f1_score(summary, video.user_summaries, "max")
-        else:
-            if users is None:
-                users = tvsum_user_summaries(video.user_scores, cps, video.n_frames)
-            out["f1"] = f1_score(summary, users, "avg")
-    return out
+    return video_metrics(video, scores, cps, users, frame_level=kind == "frame")
 
 
 def load_shots(dataset, videos, keys, *, h5=None, shots="kts", shots_dir=None, data_dir=None):

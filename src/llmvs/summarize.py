@@ -21,7 +21,6 @@ progress bar with an ETA). All outputs appear together at the end; a failure lea
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from fractions import Fraction
@@ -34,19 +33,12 @@ from pathlib import Path
 import numpy as np
 
 from llmvs import LlmvsError
+from llmvs.io import file_sha256
 from llmvs.shots import SHOT_SECONDS
 
 OUTPUTS = ("summary.mp4", "shots.csv", "scores.csv", "timeline.png", "summary.json", "summary.html")
 DEFAULT_CAPTIONER = "Salesforce/blip-image-captioning-base"  # the captioner of the benchmark captions (data/SOURCES.md)
 SHIPPED_SCORER = Path(__file__).parent / "scorers" / "blip-smollm2.pt"  # rule release_scorer; card beside it
-
-
-def file_sha256(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def choose_scorer(scorer=None, zero_shot: bool = False) -> Path | None:
