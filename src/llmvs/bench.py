@@ -2,10 +2,11 @@
 
 Uses real, distinct windows (so de-duplication does not flatter the fast path) from the shipped
 SumMe BLIP captions and the default model, and measures, in this order: the plain float32 path
-(the reference: `generate` per window), the fast path in float32 and in bfloat16 with all threads
-in one process, and the bfloat16 fast path as the pipeline runs it on a CPU (one one-thread worker
-process per core, each scoring its share). Beside each speed: GFLOP/s and the fraction of the
-matching matmul peak measured here, answers and pooled states compared with the plain path, and
+(the reference: `generate` per window), the fast path in float32 with all threads in one process,
+the fast path as the pipeline runs it on a CPU (one one-thread worker process per core, each scoring
+every window, in the pipeline's dtype, float32), and with `--bf16` the fast path in bfloat16 too (a
+CPU without native bfloat16 runs it about 8x slower). Beside each speed: GFLOP/s and the fraction of
+the matching matmul peak measured here, answers and pooled states compared with the plain path, and
 `startup_s` (a fresh process, from its start until the first batch can run). Results go to a JSON
 file that can be compared run to run.
 
@@ -75,13 +76,13 @@ def _scorer(dtype: str, batch_size: int):
     return WindowScorer(model, PromptBuilder(tok, resolve_exemplars("auto", "summe", 0)), batch_size=batch_size), model_id
 
 
-def _worker(rank: int, n_windows: int, batch_size: int, barrier, results) -> None:
+def _worker(rank: int, n_windows: int, batch_size: int, dtype: str, barrier, results) -> None:
     """One one-thread pipeline worker: load, wait for the others, score the windows (each worker all of
-    them, as each pipeline job scores its own videos)."""
+    them, as each pipeline job scores its own video)."""
     import torch
 
     torch.set_num_threads(1)
-    scorer, _ = _scorer("bfloat16", batch_size)
+    scorer, _ = _scorer(dtype, batch_size)
     windows = bench_windows(n_windows)
     scorer.fast(windows[:2])  # warm-up, as a job's first batch
     scorer._prefix = None
@@ -91,17 +92,17 @@ def _worker(rank: int, n_windows: int, batch_size: int, barrier, results) -> Non
     results[rank] = (time.perf_counter() - t, [(r.answer, r.q.max(0), r.a.max(0)) for r in out])
 
 
-def startup_seconds(threads: int = 1) -> float:
+def startup_seconds(threads: int = 1, dtype: str = "float32") -> float:
     """A fresh process: interpreter, imports, model load, exemplars and the prompt prefix."""
     code = ("import time, sys; from llmvs.llm_stage import PromptRunner; "
-            f"r = PromptRunner('smollm2', 'auto', 'summe', 0, 'fast', 'bfloat16', threads={threads}); "
+            f"r = PromptRunner('smollm2', 'auto', 'summe', 0, 'fast', '{dtype}', threads={threads}); "
             "r.scorer._prefix_states(); print(time.time())")
     t = time.time()
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return float(out.stdout.strip().splitlines()[-1]) - t
 
 
-def bench_prompts(n_windows: int = 64, batch_size: int = 16, threads: int | None = None, bf16: bool = True) -> dict:
+def bench_prompts(n_windows: int = 64, batch_size: int = 16, threads: int | None = None, bf16: bool = False) -> dict:
     import multiprocessing as mp
 
     import torch
@@ -113,7 +114,6 @@ def bench_prompts(n_windows: int = 64, batch_size: int = 16, threads: int | None
     scorer, model_id = _scorer("float32", batch_size)
     model, builder = scorer.model, scorer.b
     peak = matmul_peak_gflops()
-    peak16 = matmul_peak_gflops(dtype=torch.bfloat16)
 
     t = time.perf_counter()
     plain = [scorer.plain(w) for w in tqdm(windows, desc="plain", unit="window")]
@@ -133,7 +133,7 @@ def bench_prompts(n_windows: int = 64, batch_size: int = 16, threads: int | None
                     "processor": platform.processor() or platform.machine(), "torch": torch.__version__},
         "model": model_id, "windows": len(windows), "batch_size": batch_size, "prefix_tokens": P,
         "mean_query_tokens": float(np.mean([len(r.q) for r in fast])),
-        "matmul_peak_gflops_fp32": peak, "matmul_peak_gflops_bf16": peak16,
+        "matmul_peak_gflops_fp32": peak,
         "naive_windows_per_s": len(windows) / t_plain,
         "fast_windows_per_s": len(windows) / t_fast,
         "speedup": t_plain / t_fast,
@@ -145,7 +145,36 @@ def bench_prompts(n_windows: int = 64, batch_size: int = 16, threads: int | None
         "fallback_windows": sum(r.path == "plain" for r in fast),
         "flops_per_window": flops / len(windows),
     }
+    # the pipeline on a CPU: one one-thread worker process per core, in the pipeline's dtype
+    workers = os.cpu_count() or 1
+    ctx = mp.get_context("spawn")
+    with ctx.Manager() as manager:
+        barrier, results = manager.Barrier(workers + 1), manager.dict()
+        procs = [ctx.Process(target=_worker, args=(r, n_windows, batch_size, "float32", barrier, results))
+                 for r in range(workers)]
+        for p in procs:
+            p.start()
+        barrier.wait()
+        t = time.perf_counter()
+        for p in procs:
+            p.join()
+        t_workers = time.perf_counter() - t
+        parts = dict(results)
+    got = dict(zip(windows, parts[0][1]))
+    ref = {w: p for w, p in zip(windows, plain)}
+    peak_1 = _single_thread_peak(torch.float32)
+    result.update({
+        "workers": workers,
+        "workers_windows_per_s": workers * len(windows) / t_workers,
+        "workers_speedup": workers * t_plain / t_workers,
+        "workers_fraction_of_peak": flops / t_workers / 1e9 / peak_1,  # each worker: all windows, one core
+        "matmul_peak_gflops_fp32_one_thread": peak_1,
+        "workers_same_answers": float(np.mean([got[w][0] == ref[w].answer for w in windows])),
+        "workers_vs_plain_max_rel_diff_pooled_q": _rel(np.stack([got[w][1] for w in windows]), pooled(plain, "q")),
+        "workers_vs_plain_max_rel_diff_pooled_a": _rel(np.stack([got[w][2] for w in windows]), pooled(plain, "a")),
+    })
     if bf16:
+        peak16 = matmul_peak_gflops(dtype=torch.bfloat16)
         scorer16, _ = _scorer("bfloat16", batch_size)
         scorer16.fast(windows[:2])
         scorer16._prefix = None
@@ -153,6 +182,7 @@ def bench_prompts(n_windows: int = 64, batch_size: int = 16, threads: int | None
         fast16 = scorer16.fast(windows)
         t16 = time.perf_counter() - t
         result.update({
+            "matmul_peak_gflops_bf16": peak16,
             "bf16_windows_per_s": len(windows) / t16,
             "bf16_speedup": t_plain / t16,
             "bf16_fraction_of_peak": flops / t16 / 1e9 / peak16,
@@ -160,45 +190,17 @@ def bench_prompts(n_windows: int = 64, batch_size: int = 16, threads: int | None
             "bf16_vs_fp32_max_rel_diff_pooled_a": _rel(pooled(fast16, "a"), pooled(plain, "a")),
             "bf16_same_answers": float(np.mean([f.answer == p.answer for f, p in zip(fast16, plain)])),
         })
-        del scorer16
-        # the pipeline on a CPU: one one-thread worker process per core
-        workers = os.cpu_count() or 1
-        ctx = mp.get_context("spawn")
-        with ctx.Manager() as manager:
-            barrier, results = manager.Barrier(workers + 1), manager.dict()
-            procs = [ctx.Process(target=_worker, args=(r, n_windows, batch_size, barrier, results)) for r in range(workers)]
-            for p in procs:
-                p.start()
-            barrier.wait()
-            t = time.perf_counter()
-            for p in procs:
-                p.join()
-            t_workers = time.perf_counter() - t
-            parts = dict(results)
-        got = dict(zip(windows, parts[0][1]))
-        ref = {w: p for w, p in zip(windows, plain)}
-        peak16_1 = _single_thread_peak()
-        result.update({
-            "workers": workers,
-            "workers_bf16_windows_per_s": workers * len(windows) / t_workers,
-            "workers_bf16_speedup": workers * t_plain / t_workers,
-            "workers_bf16_fraction_of_peak": flops / t_workers / 1e9 / peak16_1,  # each worker: all windows, one core
-            "matmul_peak_gflops_bf16_one_thread": peak16_1,
-            "workers_bf16_same_answers": float(np.mean([got[w][0] == ref[w].answer for w in windows])),
-            "workers_bf16_vs_fp32_max_rel_diff_pooled_q": _rel(np.stack([got[w][1] for w in windows]), pooled(plain, "q")),
-            "workers_bf16_vs_fp32_max_rel_diff_pooled_a": _rel(np.stack([got[w][2] for w in windows]), pooled(plain, "a")),
-        })
     result["startup_s"] = startup_seconds()
     return result
 
 
-def _single_thread_peak() -> float:
+def _single_thread_peak(dtype) -> float:
     import torch
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return matmul_peak_gflops(dtype=torch.bfloat16)
+        return matmul_peak_gflops(dtype=dtype)
     finally:
         torch.set_num_threads(threads)
 

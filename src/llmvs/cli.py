@@ -144,14 +144,13 @@ def _aggregate(a):
 def _bench(a):
     from llmvs.bench import bench_prompts, write_bench
 
-    result = bench_prompts(a.windows, a.batch_size, a.threads, bf16=not a.no_bf16)
+    result = bench_prompts(a.windows, a.batch_size, a.threads, bf16=a.bf16)
     write_bench(result, a.out)
     print(f"plain {result['naive_windows_per_s']:.2f} windows/s, fast {result['fast_windows_per_s']:.2f} "
-          f"({result['speedup']:.1f}x, {100 * result['fraction_of_peak']:.0f} % of the fp32 matmul peak)"
-          + (f", bf16 {result['bf16_windows_per_s']:.2f} ({result['bf16_speedup']:.1f}x), bf16 in "
-             f"{result['workers']} one-thread workers {result['workers_bf16_windows_per_s']:.2f} "
-             f"({result['workers_bf16_speedup']:.1f}x, {100 * result['workers_bf16_fraction_of_peak']:.0f} % of the "
-             f"bf16 peak)" if "bf16_speedup" in result else "") + f"; start-up {result['startup_s']:.1f} s")
+          f"({result['speedup']:.1f}x, {100 * result['fraction_of_peak']:.0f} % of the fp32 matmul peak), in "
+          f"{result['workers']} one-thread workers {result['workers_windows_per_s']:.2f} ({result['workers_speedup']:.1f}x)"
+          + (f", bf16 {result['bf16_windows_per_s']:.2f} ({result['bf16_speedup']:.1f}x)" if a.bf16 else "")
+          + f"; start-up {result['startup_s']:.1f} s")
 
 
 def _summarize(a):
@@ -387,11 +386,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("bench", help="speed benchmarks (written to JSON)")
     bsub = s.add_subparsers(dest="what", required=True)
-    b = bsub.add_parser("prompts", help="LLM stage: plain vs shared-prefix fast path, fp32 and bf16")
+    b = bsub.add_parser("prompts", help="LLM stage: plain vs shared-prefix fast path, one process and the pipeline's workers")
     b.add_argument("--windows", type=int, default=64)
     b.add_argument("--batch-size", type=int, default=16)
     b.add_argument("--threads", type=int)
-    b.add_argument("--no-bf16", action="store_true")
+    b.add_argument("--bf16", action="store_true", help="also the bfloat16 fast path (slow where the CPU lacks bfloat16)")
     b.add_argument("--out", required=True)
     b.set_defaults(func=_bench)
 
