@@ -335,14 +335,16 @@ def user_captions(config: dict, video: str) -> str:
     raise LlmvsError(f"{folder}: no captions for {video} ({video}.csv with frame_index,caption or {video}.json)")
 
 
-# Windows per second of the LLM stage with SmolLM2 on a 2-core CPU: bfloat16 as measured over the
-# last 18 TVSum videos (README); float32 scaled from it by the prompts bench ratio (4.12 / 6.55).
-CPU_WINDOWS_PER_S = {"float32": 3.5, "bfloat16": 5.5}
+# Windows per second of one one-thread SmolLM2 worker of the LLM stage (fast path): float32 on a 2-core
+# AVX2 CPU (llmvs bench prompts); bfloat16 as measured where the CPU computes it natively (AVX-512 BF16)
+# and where it does not (emulated: docs/timings.md)
+WORKER_WINDOWS_PER_S = {"float32": 1.9, "bfloat16": 4.3, "bfloat16-emulated": 0.23}
 
 
 def estimate_message(config: dict, videos: dict[str, list[str]]) -> str:
     """One line saying how much LLM work is left and roughly how long it takes here."""
     from llmvs.datasets import load_dataset
+    from llmvs.machine import native_bfloat16
 
     spec = config["llms"][config["llm"]]
     todo = 0
@@ -358,12 +360,13 @@ def estimate_message(config: dict, videos: dict[str, list[str]]) -> str:
         gpu = torch.cuda.is_available()
     except ImportError:
         gpu = False
-    rate = CPU_WINDOWS_PER_S.get(spec.get("dtype", "float32"))
+    dtype = spec.get("dtype", "float32")
+    rate = WORKER_WINDOWS_PER_S.get(dtype + ("" if dtype != "bfloat16" or native_bfloat16() else "-emulated"))
     if gpu or spec["model"] != "smollm2" or rate is None:  # no measured rate to go by
         return f"llmvs: {todo:,} caption windows to run through the LLM ({spec['model']})."
-    rate *= max(1, (os.cpu_count() or 2) // 2)
+    rate *= max(1, (os.cpu_count() or 1) // spec.get("threads", 1))
     return (f"llmvs: {todo:,} caption windows to run through SmolLM2 on {os.cpu_count()} CPU cores: "
-            f"about {todo / rate / 3600:.1f} h at ~{rate:.0f} windows/s, then a few minutes per training split.")
+            f"about {todo / rate / 3600:.1f} h at ~{rate:.1f} windows/s, then the trainings.")
 
 
 RELEASE_SETTING = ("blip", "smollm2")  # the captioner and LLM of the scorer shipped in llmvs/scorers/
