@@ -48,6 +48,10 @@ scripts_first_on_path()  # jobs call `llmvs`: `.venv/bin/snakemake` needs no act
 configfile: os.path.join(workflow.basedir, "config.yaml")
 
 
+# every job's image under `--sdm apptainer` (build it first: containers/llmvs.def); unused otherwise
+container: os.path.join(workflow.basedir, "containers", "llmvs.sif")
+
+
 validate(config, "workflow/schemas/config.schema.yaml")
 MODELS_DIR = os.environ.get("LLMVS_MODELS", "models")  # prepared models; jobs look there too
 try:  # what the schema cannot say, checked before any job (one line naming the key, no traceback)

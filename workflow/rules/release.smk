@@ -40,11 +40,12 @@ rule build_scorer:
 
 rule release_scorer:
     input:
-        rules.build_scorer.output,
+        model=rules.build_scorer.output.model,
+        card=rules.build_scorer.output.card,
     output:  # the package in this workflow's own source tree
         model=os.path.join(workflow.basedir, "src", "llmvs", "scorers", "{}-{}.pt".format(*RELEASE_SETTING)),
         card=os.path.join(workflow.basedir, "src", "llmvs", "scorers", "{}-{}.md".format(*RELEASE_SETTING)),
     log:
         "results/logs/release_scorer.log",
     shell:
-        "cp {input[0]:q} {output.model:q} && cp {input[1]:q} {output.card:q} 2> {log}"
+        "cp {input.model:q} {output.model:q} && cp {input.card:q} {output.card:q} 2> {log}"
