@@ -179,7 +179,8 @@ def check_imports(config: dict, llms: list[str]) -> None:
     for pool in ("llms", "encoders"):
         reserved = sorted({GOOGLENET, LLM_SOURCE, "tfidf"} & set(config.get(pool, {})))
         if reserved:
-            raise LlmvsError(f"config {pool}.{reserved[0]}: a reserved embeddings name (tfidf, {GOOGLENET}, {LLM_SOURCE})")
+            raise LlmvsError(f"config {pool}.{reserved[0]}: a name the embeddings sources reserve "
+                             f"(tfidf, {GOOGLENET}, {LLM_SOURCE})")
     for llm in llms:
         spec = imported(config, llm)
         if spec is None:

@@ -183,8 +183,7 @@ def _fit_member(cfg: TrainConfig, mcfg, seed: int, data: dict, evaluate, dev, de
         sched.step()
         row = {"epoch": epoch, "lr": opt.param_groups[0]["lr"], "train_loss": float(np.mean(losses))}
         # correlations cost more than the loss: every `metrics_every` epochs unless they select the epoch
-        metrics = cfg.selection in ("val_rho", "val_tau", "test_rho", "shard_rho") or epoch % cfg.metrics_every == 0 \
-            or epoch == cfg.epochs
+        metrics = cfg.selection not in ("val_loss", "last") or epoch % cfg.metrics_every == 0 or epoch == cfg.epochs
         for part, keys in data["eval"].items():
             row.update({f"{part}_{m}": v for m, v in evaluate(model, keys, metrics).items()})
         log.append(row)
