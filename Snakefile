@@ -10,6 +10,7 @@ from snakemake.utils import min_version, validate
 from llmvs import LlmvsError
 
 from llmvs.datasets import annotation_files, kts_path
+from llmvs.h5_workflow import check_h5, googlenet_jobs, h5_files, import_jobs, imported
 from llmvs.workflow import (
     benchmark_video_file,
     caption_args,
@@ -58,11 +59,13 @@ try:  # what the schema cannot say, checked before any job (one line naming the 
     check_config(config, workflow.basedir)  # also resolves data_dir against this folder
     SETTINGS = settings(config)  # (captioner, llm): the configured one first
     VIDEOS = {ds: video_keys(ds, config["data_dir"], config["splits"]) for ds in config["datasets"]}
+    check_h5(config, VIDEOS)  # each eccv16 h5 holds these videos, as the same videos
     EMBEDDED = embedded_videos(config, VIDEOS)
     MODEL_FOLDERS = model_folders(config, MODELS_DIR)
 except LlmvsError as err:
     sys.exit(f"llmvs: error: {err}")
 USER_VIDEOS = user_videos(config["videos_dir"])
+H5_FILES = h5_files(config)
 IMPORTED = [c for c, spec in config["captioners"].items() if spec["backend"] == "import"]
 
 
@@ -80,6 +83,7 @@ localrules:
     all,
     prepare_model,
     build_annotations,
+    build_annotations_h5,
     import_captions,
     detect_shots,
     evaluate_split,
@@ -91,6 +95,7 @@ localrules:
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/text.smk"
+include: "workflow/rules/h5.smk"
 include: "workflow/rules/model.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/summarize.smk"

@@ -56,6 +56,7 @@ class Video:
     gtscore: np.ndarray
     user_scores: np.ndarray
     title: str = ""
+    user_summary: np.ndarray | None = None  # bool [n_users, n_frames]: an eccv16 h5's, when read from one
 
     @property
     def n_steps(self) -> int:
@@ -223,11 +224,21 @@ def load_change_points(path, videos: dict[str, Video]) -> dict[str, np.ndarray]:
 
 # --- the `annotations` stage: one Parquet row per video -------------------------------------
 
-def annotations_table(name: str, data_dir=None):
+def annotations_table(name: str, data_dir=None, h5=None):
+    """One row per video; with an eccv16 `h5`, only the h5's videos, each checked against the annotation files
+    (llmvs.h5.read_eccv16), its `gtscore` as the training target and its `user_summary` as the F1 ground truth."""
     import pyarrow as pa
 
     videos = list(load_dataset(name, data_dir).values())
-    return pa.table({
+    if h5:
+        from dataclasses import replace
+
+        from llmvs.h5 import read_eccv16
+
+        groups = read_eccv16(h5, name, data_dir=data_dir, features=False)
+        videos = [replace(v, gtscore=groups[v.key].gtscore, user_summary=groups[v.key].user_summary)
+                  for v in videos if v.key in groups]
+    columns = {
         "key": [v.key for v in videos],
         "name": [v.name for v in videos],
         "title": [v.title for v in videos],
@@ -236,13 +247,27 @@ def annotations_table(name: str, data_dir=None):
         "picks": pa.array([v.picks for v in videos], pa.list_(pa.int64())),
         "gtscore": pa.array([v.gtscore for v in videos], pa.list_(pa.float32())),
         "user_scores": pa.array([list(v.user_scores) for v in videos], pa.list_(pa.list_(pa.uint8()))),
-    })
+    }
+    if h5:
+        columns["user_summary"] = pa.array([list(v.user_summary) for v in videos], pa.list_(pa.list_(pa.bool_())))
+    return pa.table(columns)
 
 
-def write_annotations(name: str, out, data_dir=None) -> None:
+def write_annotations(name: str, out, data_dir=None, h5=None) -> None:
     from llmvs.io import write_parquet
 
-    write_parquet(annotations_table(name, data_dir), out, metadata={"dataset": name})
+    meta = {"dataset": name, **({"h5": str(h5), "gtscore": f"the h5's gtscore ({h5})"} if h5 else {})}
+    write_parquet(annotations_table(name, data_dir, h5), out, metadata=meta)
+
+
+def _nested_rows(column) -> list[np.ndarray]:
+    """A list<list<x>> column as one [rows, n] array per table row, without a Python object per value."""
+    col = column.combine_chunks()
+    inner = col.flatten()
+    values = inner.flatten().to_numpy(zero_copy_only=False)
+    outer, lengths = col.offsets.to_numpy(), inner.value_lengths().to_numpy()
+    starts = np.concatenate([[0], np.cumsum(lengths)])
+    return [values[starts[a]:starts[b]].reshape(b - a, -1) for a, b in zip(outer[:-1], outer[1:])]
 
 
 def read_annotations(path) -> dict[str, Video]:
@@ -253,12 +278,17 @@ def read_annotations(path) -> dict[str, Video]:
     dataset = table_metadata(table).get("dataset")
     if dataset not in DATASETS:
         raise LlmvsError(f"{path}: no dataset name in the file metadata")
+    summaries = None
+    if "user_summary" in table.column_names:  # from an eccv16 h5 (write_annotations with h5)
+        summaries = _nested_rows(table.column("user_summary"))
+        table = table.drop_columns(["user_summary"])
     videos = {}
-    for row in table.to_pylist():
+    for i, row in enumerate(table.to_pylist()):
         videos[row["key"]] = Video(
             dataset=dataset, key=row["key"], name=row["name"], n_frames=row["n_frames"], fps=row["fps"],
             picks=np.asarray(row["picks"], np.int64), gtscore=np.asarray(row["gtscore"], np.float32),
-            user_scores=np.asarray(row["user_scores"], np.uint8), title=row["title"])
+            user_scores=np.asarray(row["user_scores"], np.uint8), title=row["title"],
+            user_summary=None if summaries is None else summaries[i].astype(bool))
     return videos
 
 

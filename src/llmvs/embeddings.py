@@ -15,7 +15,9 @@ plain names are max-pooled over tokens (as the paper), `_mean` ones averaged. Be
 text, its parsed score, `score_probs` (p(score = 1..10) after "Score: ") and their expectation
 `answer_expected`. `read_embeddings` returns any column as a float32 [T, D] matrix. The caption
 encoders' files (`llmvs.encoders`, no LLM) hold `q_text` and `c` of a sentence encoder and the 1-d
-float32 `TITLE_COLUMNS`.
+float32 `TITLE_COLUMNS`; `googlenet` files (llmvs.h5_workflow, from an eccv16 h5) hold `IMAGE_COLUMNS`. A run
+may read columns from several folders (`load_video_features` with a list): each column comes from the
+first folder whose file has it.
 
     emb = read_embeddings("results/summe/embeddings/blip/smollm2/video_1.arrow"); emb.features("c")
 """
@@ -48,17 +50,22 @@ TITLE_COLUMNS = {
     "title_sim_tfidf_max": "max over the window's captions of title_sim_tfidf",
 }
 
+# frame features without captions: the eccv16 h5's `features` (llmvs.h5_workflow.googlenet_embeddings)
+IMAGE_COLUMNS = {"googlenet": "GoogLeNet pool5 features of the frame at the pick (the eccv16 h5 `features`)"}
+
 
 def describe(column: str) -> str:
     if column in TITLE_COLUMNS:
         return TITLE_COLUMNS[column]
+    if column in IMAGE_COLUMNS:
+        return IMAGE_COLUMNS[column]
     for layer, ltext in LAYERS.items():
         for span, stext in SPANS.items():
             for pool, ptext in POOLS.items():
                 if column == f"{layer}{span}{pool}":
                     return f"{ptext} of {stext}; {ltext}"
     raise LlmvsError(f"unknown feature column {column!r}: expected one of "
-                     f"{', '.join(FEATURE_COLUMNS + tuple(TITLE_COLUMNS))}")
+                     f"{', '.join(FEATURE_COLUMNS + tuple(TITLE_COLUMNS) + tuple(IMAGE_COLUMNS))}")
 
 
 def pool_window(result, text_mask: np.ndarray, centre_mask: np.ndarray) -> dict[str, np.ndarray]:
@@ -229,7 +236,7 @@ def feature_names(spec) -> list[str]:
 def check_feature_names(spec) -> list[str]:
     """A run's `features`, each a column some stage writes (or `qa`), checked without opening a file."""
     names = feature_names(spec)
-    known = ("qa", *FEATURE_COLUMNS, *TITLE_COLUMNS)
+    known = ("qa", *FEATURE_COLUMNS, *TITLE_COLUMNS, *IMAGE_COLUMNS)
     unknown = [n for n in names if n not in known]
     if unknown:
         raise LlmvsError(f"unknown feature column {unknown[0]!r}: expected one of {', '.join(known)}")
@@ -261,6 +268,22 @@ def load_video_embeddings(embeddings_dir, video) -> Embeddings:
     return emb
 
 
+def needed_columns(name: str) -> tuple[str, ...]:
+    """The stored columns a feature name reads (`qa` reads q and a)."""
+    return ("q", "a") if name == "qa" else (name,)
+
+
 def load_video_features(embeddings_dir, video, features) -> np.ndarray:
-    """[T, D] model input of one benchmark video (see `feature_matrix`), checked against its steps."""
-    return feature_matrix(load_video_embeddings(embeddings_dir, video), features)
+    """[T, D] model input of one benchmark video (see `feature_matrix`), checked against its steps.
+    `embeddings_dir` may be a list of folders: each feature is read from the first one whose file has
+    its columns (the workflow checks, before any job, that exactly one has them)."""
+    if isinstance(embeddings_dir, (str, Path)):
+        return feature_matrix(load_video_embeddings(embeddings_dir, video), features)
+    embs = [load_video_embeddings(d, video) for d in embeddings_dir]
+    parts = []
+    for name in feature_names(features):
+        emb = next((e for e in embs if set(needed_columns(name)) <= set(e.table.column_names)), None)
+        if emb is None:
+            raise LlmvsError(f"{video.key}: no feature column {name!r} in {', '.join(str(e.path) for e in embs)}")
+        parts.append(feature_matrix(emb, name))
+    return np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]

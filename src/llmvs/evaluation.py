@@ -165,19 +165,24 @@ def video_metrics(video, scores: np.ndarray, change_points: np.ndarray | None, u
     """tau, rho (dataset protocol) and F1 for one video's step scores (`frame_level`: one score per
     frame, which the knapsack takes frame by frame and the TVSum correlation at frames 0, 15, ...).
 
-    `users`: TVSum's per-annotator knapsack summaries under these shots, when already computed."""
+    `users`: TVSum's per-annotator knapsack summaries under these shots, when already computed. A video
+    read from an eccv16 h5 brings its own user summaries (`video.user_summary`): F1 is computed against
+    those (SumMe's equal ours, in any user order; TVSum's replace the knapsacks of our annotations)."""
     scores = np.asarray(scores)
     picks = np.arange(video.n_frames) if frame_level else video.picks
     out = {}
+    h5_users = video.user_summary
     if video.dataset == "tvsum":
         out["tau"], out["rho"] = tvsum_correlation(scores[video.picks] if frame_level else scores, video.user_scores)
     if change_points is not None:
         summary = knapsack_summary(scores, change_points, video.n_frames, picks)
         if video.dataset == "summe":
             out["tau"], out["rho"] = summe_correlation(summary, video.user_summaries)
-            out["f1"] = f1_score(summary, video.user_summaries, "max")
+            out["f1"] = f1_score(summary, video.user_summaries if h5_users is None else h5_users, "max")
         else:
-            if users is None:
+            if h5_users is not None:
+                users = h5_users
+            elif users is None:
                 users = tvsum_user_summaries(video.user_scores, change_points, video.n_frames)
             out["f1"] = f1_score(summary, users, "avg")
     return out

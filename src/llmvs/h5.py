@@ -173,12 +173,14 @@ def _read_group(path, g, video, videos, with_features: bool) -> H5Video:
     return H5Video(video.key, n_frames, picks, cps, gtscore, users, features, name)
 
 
-def read_eccv16(path, dataset: str, *, data_dir=None, keys=None, features: bool = True) -> dict[str, H5Video]:
+def read_eccv16(path, dataset: str, *, data_dir=None, keys=None, features: bool = True,
+                videos=None) -> dict[str, H5Video]:
     """`video_N` -> H5Video for every group of an eccv16 file (or only `keys`), each checked against
-    our annotations of `dataset`; `features=False` leaves the features unread."""
+    our annotations of `dataset` (or `videos`, e.g. read from an annotations.parquet); `features=False`
+    leaves the features unread."""
     from llmvs.datasets import load_dataset
 
-    videos = load_dataset(dataset, data_dir)
+    videos = videos if videos is not None else load_dataset(dataset, data_dir)
     path = Path(path)
     with _open(path) as f:
         unknown = [k for k in f.keys() if k not in videos]

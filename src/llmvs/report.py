@@ -4,8 +4,10 @@ Per setting (captioner x LLM), under `results/summaries/{captioner}/{llm}/`:
 `metrics.csv`: captioner, llm, dataset, run, split, seed, n_videos, tau, rho, f1 (means over the
 split's test videos, per trained seed); `summary.csv`: per dataset x run (source = measured) the
 mean, the std over the splits (of each split's mean over its seeds) and the std over the seeds (of
-each seed's mean over the splits; its standard error is seed_std / sqrt(n_seeds)), our human baseline
-(measured), and the paper's published rows (source = published); `summary.png`.
+each seed's mean over the splits; its standard error is seed_std / sqrt(n_seeds)), how the row reads
+its test videos (`reading`: honest; test_rho = the epoch chosen on the test split; as_authors = the
+authors' reading, rank-0 shard only), our human baseline (measured), and the paper's published rows
+(source = published); `summary.png`.
 `combine` stacks several settings' summaries into one table and chart (`results/summary.csv`), so
 the embedded default and the paper preset are compared side by side.
 """
@@ -27,7 +29,9 @@ if TYPE_CHECKING:
 PUBLISHED = [
     ("Human", "summe", .205, .213), ("Human", "tvsum", .177, .204),
     ("LLM zero-shot", "summe", .170, .189), ("LLM zero-shot", "tvsum", .051, .056),
-    ("CSTA", "summe", .246, .274), ("CSTA", "tvsum", .194, .255),
+    ("CSTA", "summe", .246, .274), ("CSTA", "tvsum", .194, .255),  # vision only (GoogLeNet features)
+    ("MSVA", "summe", .200, .230), ("MSVA", "tvsum", .190, .210),  # vision only
+    ("SSPVS", "summe", .192, .257), ("SSPVS", "tvsum", .181, .238),  # vision + text
     ("LLMVS", "summe", .253, .282), ("LLMVS", "tvsum", .211, .275),
     ("LLMVS a only", "summe", .233, .260), ("LLMVS q only", "summe", .238, .265),
     ("LLMVS q+a, MLP instead of attention", "summe", .182, .203),
@@ -63,8 +67,9 @@ def collect_metrics(paths) -> "pd.DataFrame":
             .drop(columns="run_order").reset_index(drop=True))
 
 
-def summarize(metrics, human=None, uses_title=()) -> "pd.DataFrame":
-    """`uses_title`: the runs whose scores read the video's title (a column, so rows compare like with like)."""
+def summarize(metrics, human=None, uses_title=(), readings=None) -> "pd.DataFrame":
+    """`uses_title`: the runs whose scores read the video's title (a column, so rows compare like with like);
+    `readings`: run -> how it reads the test videos where not honestly (test_rho, as_authors)."""
     import pandas as pd
 
     rows = []
@@ -73,7 +78,7 @@ def summarize(metrics, human=None, uses_title=()) -> "pd.DataFrame":
         splits = g.groupby("split")[["tau", "rho", "f1"]].mean()  # each split: the mean over its seeds
         seeds = g.groupby("seed")[["tau", "rho", "f1"]].mean()  # each seed: the mean over the splits
         row = {**setting, "dataset": dataset, "row": run, "source": "measured", "uses_title": run in uses_title,
-               "n_splits": len(splits), "n_seeds": len(seeds)}
+               "reading": (readings or {}).get(run, "honest"), "n_splits": len(splits), "n_seeds": len(seeds)}
         for col in ("tau", "rho", "f1"):
             row[f"{col}_mean"] = splits[col].mean()
             row[f"{col}_std"] = splits[col].std(ddof=0)  # spread over the splits (of the seed means)
@@ -153,14 +158,14 @@ def plot_summary(summary, out) -> None:
     plt.close(fig)
 
 
-def aggregate(metric_files, out_dir, human_csv=None, uses_title=()) -> None:
+def aggregate(metric_files, out_dir, human_csv=None, uses_title=(), readings=None) -> None:
     import pandas as pd
 
     from llmvs.io import atomic_path
 
     metrics = collect_metrics(metric_files)
     human = pd.read_csv(human_csv) if human_csv else None
-    summary = summarize(metrics, human, uses_title)
+    summary = summarize(metrics, human, uses_title, readings)
     out_dir = Path(out_dir)
     for frame, name in ((metrics, "metrics.csv"), (summary, "summary.csv")):
         with atomic_path(out_dir / name) as tmp:

@@ -3,9 +3,9 @@
 Torch-free, so the workflow checks every key and value when it builds the DAG, before any job runs.
 `TrainConfig` holds the training keys, the aggregator's architecture among them (the one place of
 their defaults: the paper's); `ModelConfig` is the architecture a checkpoint stores. A run also has
-keys that are not training keys: `method`, `datasets`, `embeddings` (RUN_KEYS) and the evaluation
-key `smooth_steps` (EVALUATION_KEYS: it changes the scores, not the weights, so changing it redoes
-the evaluations only).
+keys that are not training keys: `method`, `datasets`, `embeddings`, `reading` (RUN_KEYS) and the
+evaluation keys `smooth_steps` and `checkpoints` (EVALUATION_KEYS: they change the scores, not the
+weights, so changing them redoes the evaluations only).
 
     cfg = TrainConfig.from_dict({"features": "qa", "epochs": 40}); model_config(cfg, input_dim=576)
 """
@@ -17,11 +17,16 @@ from dataclasses import asdict, dataclass, field, fields
 from llmvs import LlmvsError
 
 AGGREGATORS = ("attention", "mlp")
-SELECTIONS = ("val_loss", "val_rho", "val_tau", "last", "test_rho")
+SELECTIONS = ("val_loss", "val_rho", "val_tau", "last", "test_rho", "shard_rho")
 LOSSES = ("mse", "pearson", "shot_pearson")
 METHODS = ("model", "ridge", "feature", "zero_shot", "zero_shot_expected", "random", "oracle")
-RUN_KEYS = ("method", "datasets", "embeddings")  # run keys that are neither training nor evaluation keys
-EVALUATION_KEYS = ("smooth_steps",)
+RUN_KEYS = ("method", "datasets", "embeddings", "reading")  # run keys that are neither training nor evaluation keys
+EVALUATION_KEYS = ("smooth_steps", "checkpoints")
+# `reading: as_authors` reads a run as the published numbers most likely were (official-protocol §8.1-8.2):
+# a trained run keeps the epoch with the best test rho on the rank-0 shard (selection shard_rho), every
+# run is averaged over that shard only, and `random` is the best of `checkpoints` draws per split
+READINGS = ("honest", "as_authors")
+AUTHORS_EVALUATIONS = 400  # the authors' schedule: 2 evaluations per epoch x 200 epochs
 
 
 @dataclass
@@ -70,7 +75,7 @@ class TrainConfig:
     accumulate: int = 1
     val_fraction: float = 0.2
     val_seed: int = 1112  # draws each split's validation videos (+ split), whatever the models' seeds
-    selection: str = "val_loss"  # parity: the authors pick the best *test* rho (selection: test_rho)
+    selection: str = "val_loss"  # parity: the authors pick the best *test* rho (test_rho; on rank 0's shard: shard_rho)
     seed: int = 1112  # the first model's initialisation and video order (+ split)
     seeds: int = 1  # independent models per split (seed, seed + 1, ...), each scored on its own
     amp: bool = True  # used on CUDA only

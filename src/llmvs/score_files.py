@@ -246,23 +246,29 @@ def tvsum_rhos(draws: np.ndarray, annotator_frame_scores) -> np.ndarray:
     return (unit_ranks(np.asarray(draws, dtype=np.float64)) @ unit_ranks(annot).T).mean(axis=1)
 
 
+def best_random_draw(videos, cps, shard: list[str], seed: int, split: int, k: int) -> dict[str, np.ndarray]:
+    """Of k random draws (checkpoints) of one split, the one with the best rank-0 shard rho, as the
+    authors' ModelCheckpoint(monitor=val_sRho) keeps: key -> its step scores, for every key of `shard`."""
+    draws = {key: checkpoint_draws(key, videos[key].n_steps, seed, split, k) for key in shard}
+    if videos[shard[0]].dataset == "tvsum":
+        rhos = np.mean([tvsum_rhos(draws[key], videos[key].user_scores) for key in shard], axis=0)
+    else:  # SumMe's rho goes through the knapsack of each draw
+        rhos = [np.mean([protocol_metrics(videos[key], draws[key][i], "step", cps[key])["rho"] for key in shard])
+                for i in range(k)]
+    best = int(np.argmax(rhos))  # the first of equal bests: a checkpoint that merely ties is not saved
+    return {key: draws[key][best] for key in shard}
+
+
 def _best_random(videos, cps, users, splits, seed: int, k: int) -> list[dict]:
-    """Per split: of k random draws (checkpoints), the one with the best rank-0 shard rho, as the
-    authors' ModelCheckpoint(monitor=val_sRho) keeps; its shard means."""
+    """Per split: the shard means of `best_random_draw`."""
     from tqdm import tqdm
 
     out = []
     for s, split in enumerate(tqdm(splits, desc=f"random: best of {k} per split", unit="split")):
         shard = rank0_shard(split["test_keys"])
-        draws = {key: checkpoint_draws(key, videos[key].n_steps, seed, s, k) for key in shard}
-        if videos[shard[0]].dataset == "tvsum":
-            rhos = np.mean([tvsum_rhos(draws[key], videos[key].user_scores) for key in shard], axis=0)
-        else:  # SumMe's rho goes through the knapsack of each draw
-            rhos = [np.mean([protocol_metrics(videos[key], draws[key][i], "step", cps[key])["rho"] for key in shard])
-                    for i in range(k)]
-        best = int(np.argmax(rhos))  # the first of equal bests: a checkpoint that merely ties is not saved
-        out.append(_shard_means({key: protocol_metrics(videos[key], draws[key][best], "step", cps[key],
-                                                       users.get(key)) for key in shard}, shard))
+        best = best_random_draw(videos, cps, shard, seed, s, k)
+        out.append(_shard_means({key: protocol_metrics(videos[key], best[key], "step", cps[key], users.get(key))
+                                 for key in shard}, shard))
     return out
 
 

@@ -185,9 +185,9 @@ def split_shots(change_points, max_frames: int, picks) -> tuple[np.ndarray, np.n
 
 
 def run_shots(out, captions=None, frames=None, change_points=None, annotations=None, video=None,
-              shot_seconds: float = SHOT_SECONDS, min_shot_seconds: float = MIN_SHOT_SECONDS) -> None:
+              shot_seconds: float = SHOT_SECONDS, min_shot_seconds: float = MIN_SHOT_SECONDS, h5=None) -> None:
     """The `shots` stage -> shots Parquet: a benchmark video's shipped change points (`change_points`
-    JSON), or change points detected on features of a captions or frames Parquet."""
+    JSON) or those of an eccv16 `h5`, or change points detected on features of a captions or frames Parquet."""
     import pyarrow as pa
 
     from llmvs.io import read_parquet, table_metadata, write_parquet
@@ -199,15 +199,20 @@ def run_shots(out, captions=None, frames=None, change_points=None, annotations=N
         videos = read_annotations(annotations)
         if video not in videos:
             raise LlmvsError(f"{annotations}: no video {video!r}")
-    if change_points:
+    if change_points or h5:
         if videos is None:
-            raise LlmvsError(f"{change_points}: shipped change points need --annotations and --video")
-        from llmvs.datasets import load_change_points
-
+            raise LlmvsError(f"{change_points or h5}: benchmark change points need --annotations and --video")
         v = videos[video]
-        cps = load_change_points(change_points, {video: v})[video]
+        if h5:  # the group is checked against the annotations: which video, frames, picks, shots tiling
+            from llmvs.h5 import read_eccv16
+
+            cps = read_eccv16(h5, v.dataset, keys=[video], features=False, videos=videos)[video].change_points
+        else:
+            from llmvs.datasets import load_change_points
+
+            cps = load_change_points(change_points, {video: v})[video]
         write_parquet(pa.table({"start": cps[:, 0], "end": cps[:, 1]}), out,
-                      metadata={"n_frames": v.n_frames, "fps": v.fps, "source": str(change_points)})
+                      metadata={"n_frames": v.n_frames, "fps": v.fps, "source": str(change_points or h5)})
         return
     source = captions or frames
     table = read_parquet(source, "captions" if captions else "frames")

@@ -7,7 +7,8 @@ validation videos, other initialisations), so a results row reports the spread t
 cause. Model selection never looks at test videos: a deterministic validation subset is carved from
 the split's training keys (`val_seed`) and the checkpoint is chosen by validation loss (`val_loss`,
 the default), validation correlation (`val_rho`, `val_tau`) or simply the last epoch (`last`). The
-paper's protocol (`test_rho`: the epoch with the best *test* rho) exists only for comparison, and
+paper's protocol (`test_rho`: the epoch with the best *test* rho; `shard_rho`: the same over the
+rank-0 shard only, the authors' reading, llmvs.score_files.rank0_shard) exists only for comparison, and
 its rows are labelled as such.
 
 Writes `model.pt` (llmvs.checkpoints: one model per seed, model config, feature schema, selection),
@@ -182,13 +183,13 @@ def _fit_member(cfg: TrainConfig, mcfg, seed: int, data: dict, evaluate, dev, de
         sched.step()
         row = {"epoch": epoch, "lr": opt.param_groups[0]["lr"], "train_loss": float(np.mean(losses))}
         # correlations cost more than the loss: every `metrics_every` epochs unless they select the epoch
-        metrics = cfg.selection in ("val_rho", "val_tau", "test_rho") or epoch % cfg.metrics_every == 0 \
-            or epoch == cfg.epochs
+        metrics = cfg.selection not in ("val_loss", "last") or epoch % cfg.metrics_every == 0 or epoch == cfg.epochs
         for part, keys in data["eval"].items():
             row.update({f"{part}_{m}": v for m, v in evaluate(model, keys, metrics).items()})
         log.append(row)
         key = {"val_loss": -row.get("val_loss", 0.0), "val_rho": row.get("val_rho", 0.0),
-               "val_tau": row.get("val_tau", 0.0), "test_rho": row.get("test_rho", 0.0), "last": epoch}[cfg.selection]
+               "val_tau": row.get("val_tau", 0.0), "test_rho": row.get("test_rho", 0.0),
+               "shard_rho": row.get("test_rho", 0.0), "last": epoch}[cfg.selection]
         if best is None or key > best:
             best, selected = key, epoch
             best_state = {n: p.detach().cpu().clone() for n, p in model.state_dict().items()}
@@ -230,7 +231,10 @@ def train_split(annotations, embeddings_dir, splits_file, split: int, cfg: Train
         raise LlmvsError(f"{annotations}: split {split} names unknown videos {missing[:5]}")
     val_keys = validation_keys(train_keys, cfg.val_fraction, cfg.val_seed + split)
     fit_keys = [k for k in train_keys if k not in val_keys]
-    eval_keys = {"val": val_keys, "test": test_keys if cfg.selection == "test_rho" else []}
+    from llmvs.score_files import rank0_shard
+
+    tested = {"test_rho": test_keys, "shard_rho": rank0_shard(test_keys)}.get(cfg.selection, [])
+    eval_keys = {"val": val_keys, "test": tested}  # test videos only where the selection reads them
     needed = fit_keys + val_keys + eval_keys["test"]
     feats = {k: load_video_features(embeddings_dir, videos[k], cfg.features) for k in needed}
     targets = {k: videos[k].gtscore for k in needed}
@@ -251,7 +255,7 @@ def train_split(annotations, embeddings_dir, splits_file, split: int, cfg: Train
             shots[k] = read_shots(Path(shots_dir) / f"{k}.parquet", videos[k].n_frames)
             if videos[k].dataset == "tvsum" and k not in fit_keys:  # the annotators' summaries stay fixed
                 users[k] = tvsum_user_summaries(videos[k].user_scores, shots[k], videos[k].n_frames)
-    if cfg.selection in ("val_rho", "val_tau", "test_rho") and videos[needed[0]].dataset == "summe" and not shots:
+    if cfg.selection not in ("val_loss", "last") and videos[needed[0]].dataset == "summe" and not shots:
         raise LlmvsError(f"selection {cfg.selection} on SumMe needs shots (--shots-dir)")
     if cfg.loss == "shot_pearson" and (not shots or extra_keys or cfg.batch_videos > 1):
         raise LlmvsError("loss shot_pearson needs the shots (--shots-dir), one video per batch and no augment")

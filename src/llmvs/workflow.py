@@ -10,6 +10,8 @@ from pathlib import Path
 
 from llmvs import LlmvsError
 from llmvs.datasets import OTHER_BENCHMARK
+from llmvs.h5_workflow import (check_imports, check_reading, check_sources, h5_files, imported, llm_lineage,
+                               run_datasets, run_sources)
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v")
 
@@ -42,6 +44,8 @@ def check_config(config: dict, workflow_dir) -> None:
         captioner, _, llm = setting.partition("/")
         if captioner not in config["captioners"] or llm not in config["llms"]:
             raise LlmvsError(f"config compare: {setting!r} must be <captioner>/<llm> from captioners and llms")
+    llms = list(dict.fromkeys(llm for _, llm in settings(config)))
+    check_imports(config, llms)  # and the names the embeddings sources reserve
     from llmvs.run_config import EVALUATION_KEYS, METHODS, RUN_KEYS, TrainConfig, check_smooth_steps
 
     known = set(TrainConfig.__dataclass_fields__)
@@ -57,12 +61,10 @@ def check_config(config: dict, workflow_dir) -> None:
         method = spec.get("method", "model")
         if method not in METHODS:
             raise LlmvsError(f"config runs.{run}.method: unknown method {method!r} (expected one of {', '.join(METHODS)})")
-        encoder = spec.get("embeddings", config["llm"])
-        allowed = ["tfidf", *config.get("encoders", {}), config["llm"]]
-        if encoder not in allowed:
-            raise LlmvsError(f"config runs.{run}.embeddings: {encoder!r} must be one of {', '.join(allowed)} "
-                             "(tfidf, an entry of encoders, or the llm)")
-        if method == "feature" and (encoder == config["llm"] or len(_feature_list(spec)) != 1):
+        check_sources(config, run, llms)
+        check_reading(config, run)
+        if method == "feature" and (run_sources(config, run, config["llm"]) == [config["llm"]]
+                                    or len(_feature_list(spec)) != 1):
             raise LlmvsError(f"config runs.{run}: method feature scores by one column of an encoder's embeddings "
                              "(set embeddings and one features column)")
         try:
@@ -71,16 +73,19 @@ def check_config(config: dict, workflow_dir) -> None:
             raise LlmvsError(f"config runs.{run}.{err}") from None
         for dataset in config["datasets"]:
             try:
-                train_config(config, dataset, run)
+                augments = json.loads(train_config(config, dataset, run)).get("augment", False)
             except LlmvsError as err:
                 raise LlmvsError(f"config runs.{run} ({dataset}): {err}") from None
+            if augments and run_sources(config, run, config["llm"]) != [config["llm"]]:
+                raise LlmvsError(f"config runs.{run}.augment: the augmented setting reads the LLM's embeddings only")
 
 
 def _check_inputs(config: dict) -> None:
     """Model folders and benchmark videos the configured setting needs, named by their config key."""
     from llmvs.model_store import parse_model_spec
 
-    named = [(f"llms.{config['llm']}.model", config["llms"][config["llm"]]["model"])]
+    llm = config["llm"]
+    named = [] if imported(config, llm) else [(f"llms.{llm}.model", config["llms"][llm]["model"])]
     captioner = config["captioners"][config["captioner"]]
     if captioner["backend"] != "import":
         if "model" not in captioner:
@@ -104,7 +109,7 @@ def model_folders(config: dict, models_dir) -> dict[str, str]:
     """Prepared folder name -> spec of every model the configured settings load (hub ids, smollm2)."""
     from llmvs.model_store import prepared_dir
 
-    specs = [config["llms"][llm]["model"] for _, llm in settings(config)]
+    specs = [config["llms"][llm]["model"] for _, llm in settings(config) if not imported(config, llm)]
     specs += [config["captioners"][c]["model"] for c, _ in settings(config)
               if config["captioners"][c]["backend"] != "import"]
     return {prepared_dir(s, models_dir).name: s for s in specs if prepared_dir(s, models_dir) is not None}
@@ -140,9 +145,10 @@ def settings(config: dict) -> list[tuple[str, str]]:
 
 
 def run_cells(config: dict) -> list[tuple[str, str, int]]:
-    """Every (dataset, run, split) the default target evaluates; a run may name its datasets."""
-    return [(ds, run, split) for ds in config["datasets"] for run, spec in config["runs"].items()
-            if ds in spec.get("datasets", config["datasets"]) for split in config["splits"]]
+    """Every (dataset, run, split) the default target evaluates; a run may name its datasets, and a run
+    reading an h5's features exists only where an h5 is given."""
+    return [(ds, run, split) for ds in config["datasets"] for run in config["runs"]
+            if ds in run_datasets(config, run) for split in config["splits"]]
 
 
 def run_method(config: dict, run: str) -> str:
@@ -153,8 +159,11 @@ def run_method(config: dict, run: str) -> str:
 
 def run_encoder(config: dict, run: str, llm: str) -> str:
     """Whose embeddings a run reads in setting `llm`: the LLM's, the `tfidf` control's or a caption
-    encoder's (an entry of `encoders`)."""
-    return config["runs"][run].get("embeddings") or llm
+    encoder's (an entry of `encoders`), for a run reading one source (see h5_workflow.run_sources)."""
+    sources = run_sources(config, run, llm)
+    if len(sources) != 1:
+        raise LlmvsError(f"run {run!r} reads several embeddings ({', '.join(sources)})")
+    return sources[0]
 
 
 def _feature_list(spec: dict) -> list:
@@ -175,8 +184,8 @@ def uses_title(config: dict, run: str) -> bool:
 def encoder_jobs(config: dict, videos: dict[str, list[str]], captioner: str) -> list[dict]:
     """One job per benchmark and caption encoder some run reads (`tfidf`: its LSA basis spans the
     benchmark's captions; a sentence encoder loads once per job)."""
-    used = dict.fromkeys(spec["embeddings"] for spec in config["runs"].values()
-                         if spec.get("embeddings") in ("tfidf", *config.get("encoders", {})))
+    used = dict.fromkeys(s for run in config["runs"] for s in run_sources(config, run, config["llm"])
+                         if s in ("tfidf", *config.get("encoders", {})))
     return [{"name": _rule_name("encode", encoder, captioner, ds), "encoder": encoder, "dataset": ds, "videos": keys}
             for encoder in used for ds, keys in videos.items()]
 
@@ -198,6 +207,8 @@ def train_config(config: dict, dataset: str, run: str) -> str:
 
     merged = {**config.get("training", {}), **config.get("training_by_dataset", {}).get(dataset, {}),
               **{k: v for k, v in config["runs"][run].items() if k not in RUN_KEYS + EVALUATION_KEYS}}
+    if config["runs"][run].get("reading") == "as_authors":  # the epoch with the best test rho on rank 0's shard
+        merged["selection"] = "shard_rho"
     TrainConfig.from_dict(merged)  # unknown or bad keys and values fail at DAG-building time, naming the key
     return json.dumps(merged, sort_keys=True)
 
@@ -208,24 +219,33 @@ def smooth_steps(config: dict, run: str) -> float:
 
 
 def lineage(config: dict, captioner: str, llm: str, run: str, dataset: str | None = None) -> str:
-    """JSON of the configuration upstream of a run's job: what made the features it reads (the captioner,
-    and the LLM's output-affecting flags and exemplars unless the run reads the `tfidf` control) and, given
-    the dataset, a trained run's training keys; "{}" for runs that read no features (random, oracle).
+    """JSON of the configuration upstream of a run's job: what made the features it reads, source by source
+    (the captioner where captions are read; the LLM's output-affecting flags and exemplars, or its imported
+    files; an encoder's entry), the eccv16 h5 when one is given and, given the dataset, a trained run's
+    training keys; "{}" for runs that read no features (random, oracle) without an h5.
 
     Rules record it as a parameter so that a change upstream reruns the job itself: Snakemake does not
     rebuild a missing intermediate file (deleted when its job failed or was killed) while the files
     made from it look up to date, and would keep results of the old configuration. Resources (threads,
     memory) are left out: they change no output."""
     method = run_method(config, run)
+    h5 = h5_files(config)  # an eccv16 h5 gives the targets, user summaries and shots of its dataset
+    h5 = {"h5": h5.get(dataset) if dataset else h5} if h5 and (dataset is None or dataset in h5) else {}
     if method in ("random", "oracle"):
-        return "{}"
-    out: dict = {"captioner": config["captioners"][captioner]}
-    encoder = run_encoder(config, run, llm)
-    if encoder == llm:
-        out.update(llm=prompts_args(config["llms"][llm]), exemplars=config["exemplars"],
-                   exemplar_seed=config.get("exemplar_seed", 0))
-    elif encoder != "tfidf":
-        out["encoder"] = config["encoders"][encoder]
+        return json.dumps(h5, sort_keys=True)
+    sources = run_sources(config, run, llm)
+    encoders = [s for s in sources if s in config.get("encoders", {})]
+    reads_captions = [s for s in sources if s == "tfidf" or s in encoders or (s == llm and not imported(config, llm))]
+    out: dict = {"captioner": config["captioners"][captioner]} if reads_captions else {}
+    for source in sources:
+        if source == llm and imported(config, llm):
+            out.update(llm_lineage(config, llm))
+        elif source == llm:
+            out.update(llm=prompts_args(config["llms"][llm]), exemplars=config["exemplars"],
+                       exemplar_seed=config.get("exemplar_seed", 0))
+        elif source in encoders:
+            out["encoder" if len(encoders) == 1 else f"encoder.{source}"] = config["encoders"][source]
+    out.update(h5)
     if method == "model" and dataset is not None:
         out["training"] = json.loads(train_config(config, dataset, run))
     return json.dumps(out, sort_keys=True)
@@ -284,6 +304,8 @@ def llm_args(spec: dict) -> str:
     """`--llm` and `--dtype` flags for one entry of `llms` (shared by prompts and summarize)."""
     from llmvs.llm_stage import PROMPTS_DEFAULTS
 
+    if "import" in spec or "model" not in spec:
+        raise LlmvsError("an LLM whose states are imported cannot run on new captions: set llm to one with a model")
     return f"--llm '{spec['model']}' --dtype {spec.get('dtype', PROMPTS_DEFAULTS['dtype'])}"
 
 
@@ -347,6 +369,8 @@ def estimate_message(config: dict, videos: dict[str, list[str]]) -> str:
     from llmvs.machine import native_bfloat16
 
     spec = config["llms"][config["llm"]]
+    if imported(config, config["llm"]):
+        return f"llmvs: the LLM states are the authors' files (llms.{config['llm']}.import): no LLM runs here."
     todo = 0
     for dataset, keys in videos.items():
         dataset_videos = load_dataset(dataset, config["data_dir"])
@@ -377,7 +401,7 @@ def release_config(config: dict) -> str:
     """JSON of the training keys of the `headline` run for the shipped scorer: one model fitted on both
     benchmarks, so the keys the results table used must agree between them."""
     run = config.get("headline", "llmvs")
-    if run_method(config, run) != "model" or run_encoder(config, run, config["llm"]) != config["llm"]:
+    if run_method(config, run) != "model" or run_sources(config, run, config["llm"]) != [config["llm"]]:
         raise LlmvsError(f"config headline: run {run!r} trains no scorer on LLM states")
     keys = {ds: json.loads(train_config(config, ds, run)) for ds in RELEASE_DATASETS}
     differ = sorted(k for k in set(keys["summe"]) | set(keys["tvsum"]) if keys["summe"].get(k) != keys["tvsum"].get(k))

@@ -1,7 +1,9 @@
 # Input functions shared by the rule files (the logic they call lives in llmvs.workflow).
+import json
 import shlex
 
 from llmvs.datasets import OTHER_BENCHMARK
+from llmvs.h5_workflow import h5_files, reading_args, reading_label, run_sources
 from llmvs.summarize import SHIPPED_SCORER, file_sha256
 from llmvs.workflow import RELEASE_DATASETS, RELEASE_SETTING, release_config
 
@@ -23,12 +25,17 @@ def _embeddings_dir(dataset, captioner, encoder):
     return f"results/{dataset}/embeddings/{captioner}/{encoder}"
 
 
+def _run_embeddings_dirs(wc):
+    return [_embeddings_dir(wc.dataset, wc.captioner, s) for s in run_sources(config, wc.run, wc.llm)]
+
+
 def _run_embeddings_dir(wc):
-    return _embeddings_dir(wc.dataset, wc.captioner, run_encoder(config, wc.run, wc.llm))
+    """The folder(s) a run reads, in order (several: `llmvs train/evaluate --embeddings-dir A B`)."""
+    return " ".join(_run_embeddings_dirs(wc))
 
 
 def _run_embeddings(wc):
-    return expand("{d}/{video}.arrow", d=_run_embeddings_dir(wc), video=VIDEOS[wc.dataset])
+    return expand("{d}/{video}.arrow", d=_run_embeddings_dirs(wc), video=VIDEOS[wc.dataset])
 
 
 def _shots(wc):
@@ -36,9 +43,12 @@ def _shots(wc):
 
 
 def _shots_inputs(wc):
-    """A benchmark video's shots: the shipped KTS change points (`shots: {source: kts}`, the default)
-    or change points detected on its captions (`source: captions`)."""
+    """A benchmark video's shots: the KTS change points (`shots: {source: kts}`, the default) of the
+    dataset's eccv16 h5 when `h5` gives one, else the shipped ones; or change points detected on its
+    captions (`source: captions`)."""
     shots = config["shots"]
+    if shots.get("source", "kts") == "kts" and wc.dataset in h5_files(config):
+        return {"annotations": _annotations(wc.dataset), "h5": h5_files(config)[wc.dataset]}
     if shots.get("source", "kts") == "kts":
         return {"annotations": _annotations(wc.dataset), "change_points": str(kts_path(wc.dataset, config["data_dir"]))}
     captioner = shots.get("captioner", "blip")
@@ -48,6 +58,8 @@ def _shots_inputs(wc):
 def _shots_args(wc, input):
     if "change_points" in input.keys():
         return f"--change-points {shlex.quote(input.change_points)}"
+    if "h5" in input.keys():
+        return f"--h5 {shlex.quote(input.h5)}"
     shots = config["shots"]
     return (f"--captions {input.captions} --shot-seconds {shots.get('shot_seconds', 4.0)}"
             f" --min-shot-seconds {shots.get('min_shot_seconds', 1.0)}")
@@ -95,8 +107,17 @@ def _evaluate_inputs(wc):
     return inputs
 
 
-def _feature_args(wc):
-    return f"--features {feature_list(config, wc.run)[0]}" if run_method(config, wc.run) == "feature" else ""
+def _evaluate_args(wc):
+    """`--features` of a feature run, the reading flags of an as_authors run."""
+    feature = f"--features {feature_list(config, wc.run)[0]}" if run_method(config, wc.run) == "feature" else ""
+    return " ".join(a for a in (feature, reading_args(config, wc.run)) if a)
+
+
+def _readings(wc):
+    """RUN=READING for every run not read honestly (summary.csv's column reading)."""
+    selections = lambda run: [json.loads(train_config(config, ds, run)).get("selection") for ds in config["datasets"]]
+    labels = {run: reading_label(config, run, selections(run)) for run in config["runs"]}
+    return " ".join(f"{run}={label}" for run, label in labels.items() if label != "honest")
 
 
 def _runs_of(method):

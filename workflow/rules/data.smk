@@ -19,6 +19,8 @@ rule build_annotations:
         lambda wc: annotation_files(wc.dataset, config["data_dir"]),
     output:
         "results/{dataset}/annotations.parquet",
+    wildcard_constraints:  # a dataset with an eccv16 h5: build_annotations_h5 (h5.smk)
+        dataset="|".join(ds for ds in ("summe", "tvsum") if ds not in H5_FILES) or "none",
     log:
         "results/logs/build_annotations/{dataset}.log",
     params:

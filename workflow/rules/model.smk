@@ -49,7 +49,7 @@ rule evaluate_split:
     params:
         method=lambda wc: run_method(config, wc.run),
         model=lambda wc, input: f"--model {input.model}" if "model" in input.keys() else "",
-        features=_feature_args,
+        extra=_evaluate_args,
         embeddings=lambda wc: f"--embeddings-dir {_run_embeddings_dir(wc)}",
         upstream=lambda wc: lineage(config, wc.captioner, wc.llm, wc.run, wc.dataset),
         smooth_steps=lambda wc: smooth_steps(config, wc.run),
@@ -59,7 +59,7 @@ rule evaluate_split:
         mem_mb=4000,
     shell:
         "llmvs evaluate --annotations {input.annotations} --splits {input.splits:q} --split {wildcards.split}"
-        " --method {params.method} {params.model} {params.features} {params.embeddings} --shots-dir results/{wildcards.dataset}/shots"
+        " --method {params.method} {params.model} {params.extra} {params.embeddings} --shots-dir results/{wildcards.dataset}/shots"
         " --smooth-steps {params.smooth_steps}"
         " --out-dir {params.out_dir} > {log} 2>&1"
 

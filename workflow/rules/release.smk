@@ -23,7 +23,7 @@ rule build_scorer:
     params:
         run=config["headline"],
         run_config=lambda wc: release_config(config),
-        smooth_steps=smooth_steps(config, config["headline"]),
+        smooth_steps=lambda wc: smooth_steps(config, config["headline"]),  # lazy: a config may lack the headline
         embeddings_dirs=[_embeddings_dir(ds, *RELEASE_SETTING) for ds in RELEASE_DATASETS],
         shots_dirs=[f"results/{ds}/shots" for ds in RELEASE_DATASETS],
     threads: 1

@@ -29,8 +29,10 @@ rule aggregate_setting:
         "results/logs/aggregate_setting/{captioner}/{llm}.log",
     params:
         uses_title=" ".join(r for r in config["runs"] if uses_title(config, r)),
+        readings=_readings,
     shell:
         "llmvs aggregate --metrics {input.metrics} --human {input.human} --uses-title {params.uses_title}"
+        " --readings {params.readings}"
         " --out-dir results/summaries/{wildcards.captioner}/{wildcards.llm} > {log} 2>&1"
 
 

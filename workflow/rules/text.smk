@@ -75,8 +75,8 @@ rule prompts:
         model=lambda wc: model_input(config["llms"][wc.llm]["model"], MODELS_DIR),
     output:
         "results/{dataset}/embeddings/{captioner}/{llm}/{video}.arrow",
-    wildcard_constraints:
-        llm="|".join(map(re.escape, config["llms"])) or "none",
+    wildcard_constraints:  # LLMs we run; imported states come from import_states_* (h5.smk)
+        llm="|".join(re.escape(llm) for llm in config["llms"] if not imported(config, llm)) or "none",
     log:
         "results/logs/prompts/{dataset}/{captioner}/{llm}/{video}.log",
     benchmark:
