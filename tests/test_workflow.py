@@ -308,7 +308,7 @@ def test_lineage_holds_what_changes_a_runs_inputs():
 
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
     base = json.loads(lineage(config, "blip", "smollm2", "qa", "summe"))
-    assert base["training"]["epochs"] == config["training"]["epochs"] and "--dtype bfloat16" in base["llm"]
+    assert base["training"]["epochs"] == config["training"]["epochs"] and "--dtype float32" in base["llm"]
     assert lineage(config, "blip", "smollm2", "random", "summe") == "{}"  # reads no features
     assert "llm" not in json.loads(lineage(config, "blip", "smollm2", "tfidf", "summe"))  # no LLM states
     assert "training" not in json.loads(lineage(config, "blip", "smollm2", "qa"))  # train_split has them already
