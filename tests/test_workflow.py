@@ -78,7 +78,15 @@ def test_bad_config_key_fails_naming_it(tmp_path):
 def test_nested_config_typos_fail_when_the_dag_is_built(tmp_path):
     for text, where in (("training:\n  epochz: 3\n", "config training"),
                         ("runs:\n  qa: {lerning_rate: 1}\n", "config runs.qa"),
-                        ("llm: llama\n", "config llm")):
+                        ("llm: llama\n", "config llm"),
+                        # values, not only keys: checked before the LLM stage, not inside a train job
+                        ("runs:\n  qa: {aggregator: transformer}\n", "llmvs: error: config runs.qa (summe): unknown "
+                         "aggregator 'transformer': expected one of attention, mlp"),
+                        ("runs:\n  qa: {features: [q, qq]}\n", "llmvs: error: config runs.qa.features: 'qq' is in "
+                         "none of its embeddings (smollm2)"),
+                        ("runs:\n  qa: {embeddings: glove}\n", "llmvs: error: config runs.qa.embeddings: 'glove' must "
+                         "be one of"),
+                        ("runs:\n  llmvs: {smooth_steps: -2}\n", "-2 is less than the minimum of 0")):
         bad = tmp_path / "bad.yaml"
         bad.write_text(text)
         rc, out = snakemake(ROOT, "-n", "--nolock", "--configfile", str(bad), "--workflow-profile", "none")
