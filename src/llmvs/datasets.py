@@ -24,6 +24,7 @@ import numpy as np
 from llmvs import LlmvsError
 
 DATASETS = ("summe", "tvsum")
+DATASET_NAMES = {"summe": "SumMe", "tvsum": "TVSum"}  # as the papers write them
 OTHER_BENCHMARK = {"summe": "tvsum", "tvsum": "summe"}  # where in-context examples and extra data come from
 STEP = 15  # benchmark convention: one step per 15 frames, picks = 0, 15, 30, ...
 

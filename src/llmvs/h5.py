@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from llmvs import LlmvsError
+from llmvs.shots import MIN_SHOT_SECONDS, SHOT_SECONDS
 
 AUTHORS_LLM = "meta-llama/Llama-2-13b-chat-hf"
 REQUIRED = ("n_frames", "picks", "change_points", "n_frame_per_seg", "gtscore", "user_summary")
@@ -313,12 +314,12 @@ def _video_entries(sources, encoder, batch_size, shot_seconds, min_shot_seconds,
 
 
 def export_h5(out, *, sources=(), dataset: str | None = None, keys=None, image_model: str | None = None,
-              frames_dir=None, models_dir=None, data_dir=None, shot_seconds: float = 4.0,
-              min_shot_seconds: float = 1.0, batch_size: int = 32) -> dict[str, dict]:
+              frames_dir=None, models_dir=None, data_dir=None, shot_seconds: float = SHOT_SECONDS,
+              min_shot_seconds: float = MIN_SHOT_SECONDS, batch_size: int = 32) -> dict[str, dict]:
     """The `export-h5` stage. Benchmark mode (`dataset`): entries from our annotations and KTS shots,
     features from `frames_dir/{key}.parquet` when an `image_model` is given. Otherwise `sources` (videos
-    or frames Parquet files) become video_1 ... video_N with shots detected on colour histograms (as
-    `llmvs summarize` does) and features from `image_model`."""
+    or frames Parquet files) become video_1 ... video_N with shots detected on colour histograms (they
+    have no captions) and features from `image_model`."""
     from llmvs import __version__
     from llmvs.image_features import load_image_encoder
 

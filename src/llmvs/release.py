@@ -15,6 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from llmvs import LlmvsError
+from llmvs.datasets import DATASET_NAMES
 from llmvs.run_config import TrainConfig, check_smooth_steps, model_config
 
 SCORER_FORMAT = "llmvs-scorer/2"  # a release checkpoint: a split checkpoint plus what it expects of the LLM
@@ -162,9 +163,6 @@ def _mean_std(row: dict, metric: str, digits: int) -> str:
         return "—"
     fmt = (lambda x: f"{x:.{digits}f}".replace("0.", ".", 1)) if digits == 3 else (lambda x: f"{x:.{digits}f}")
     return fmt(mean) + ("" if std is None or std != std else f" ± {fmt(std)}")
-
-
-DATASET_NAMES = {"summe": "SumMe", "tvsum": "TVSum"}
 
 
 def release_card(ckpt: dict, name: str, size: int, sha256: str, results: dict[str, dict], chosen: list[dict]) -> str:

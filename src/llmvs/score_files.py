@@ -32,9 +32,9 @@ from pathlib import Path
 import numpy as np
 
 from llmvs import LlmvsError
+from llmvs.datasets import DATASET_NAMES
 
 WORLD_SIZE = 5  # the authors' GPUs: rank 0 evaluates test keys 0, 5, 10, ... of a split
-NAMES = {"summe": "SumMe", "tvsum": "TVSum"}
 METRICS = ("tau", "rho", "f1")
 
 
@@ -116,7 +116,7 @@ def match_scores(raw: dict, videos, path) -> dict[str, tuple[np.ndarray, str]]:
         key = lookup.get(str(stored))
         if key is None:
             raise LlmvsError(f"{path}: unknown video {stored!r}: expected video_1 ... video_{len(videos)} or a "
-                             f"{NAMES[dataset]} video name")
+                             f"{DATASET_NAMES[dataset]} video name")
         v = videos[key]
         if key in given:
             raise LlmvsError(f"{path}: {key} ({v.name}) is given twice, as {given[key]!r} and {stored!r}")
@@ -325,7 +325,7 @@ def format_report(r: ScoreReport) -> str:
     n_step, n_frame = kinds.count("step"), kinds.count("frame")
     shard = "the first test key" if r.dataset == "summe" else "test keys #0 and #5"
     lines = [
-        f"{r.path}: {len(kinds)} {NAMES[r.dataset]} videos: {n_step} with step scores (one per 15th frame), "
+        f"{r.path}: {len(kinds)} {DATASET_NAMES[r.dataset]} videos: {n_step} with step scores (one per 15th frame), "
         f"{n_frame} with frame scores (one per frame; shot means over every frame, TVSum tau/rho at frames 0, 15, ...)",
         f"shots: {r.shots}; summary: 0/1 knapsack of 15 % of the frames; F1: "
         f"{'max' if r.dataset == 'summe' else 'mean'} over users",
