@@ -1,0 +1,161 @@
+"""How much do the results rows move when the LLM states change as another CPU kind would change them?
+
+Another CPU computes the same float32 states with other kernels (other blockings and reduction orders),
+and bfloat16 states with other bfloat16 kernels. Neither can be run here, so this script (1) measures
+on this machine what such differences look like — the states of one video computed with 1 and with 2
+threads in float32 (other matmul blockings), and the first windows in bfloat16 against float32 — as
+stored (float16 columns); then (2) trains and evaluates the headline run exactly as the pipeline does
+(same training keys and seeds, every test video of the five splits) on copies of the states perturbed
+like that, and writes the rows beside the unperturbed ones:
+- `float32-kernels`: each stored value moved by one float16 step, up or down, with the probability
+  measured in (1);
+- `bfloat16`: each stored value times (1 + e), e normal with the relative spread measured in (1).
+
+    python benchmarks/state_noise.py --results results --out benchmarks/results-cpu2/state-noise.csv
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HEADLINE = {"d_model": 128, "dim_feedforward": 256, "attention_dropout": 0.0, "features": "qa", "epochs": 40,
+            "metrics_every": 1, "loss": "pearson", "lr": 1e-4, "seeds": 3}
+SMOOTH = 12
+
+
+def kernel_differences(results: Path, video: str = "video_8", windows: int = 24) -> dict:
+    """Stored (float16) LLM states of one SumMe video computed two ways, compared value by value."""
+    import torch
+
+    from llmvs.captioning import read_captions
+    from llmvs.llm_stage import PromptRunner
+
+    _, captions, _ = read_captions(results / "summe" / "captions" / "blip" / f"{video}.parquet")
+    out = {}
+
+    def states(dtype, threads, caps):
+        torch.set_num_threads(threads)
+        runner = PromptRunner("smollm2", "auto", "summe", 0, "fast", dtype, threads=threads)
+        res, _ = runner.score(caps, f"{dtype} {threads} thread(s)")
+        return np.concatenate([np.stack([r.q.max(0), r.a.max(0)]) for r in res]).astype(np.float16).astype(np.float32)
+
+    one, two = states("float32", 1, captions), states("float32", 2, captions)
+    out["float32_threads_changed_fraction"] = float(np.mean(one != two))
+    out["float32_threads_max_rel_diff"] = float(np.abs(one - two).max() / np.abs(one).max())
+    b16, f32 = states("bfloat16", 1, captions[:windows]), one[: 2 * windows]
+    rel = (b16 - f32) / np.maximum(np.abs(f32), 1e-3)
+    out["bfloat16_changed_fraction"] = float(np.mean(b16 != f32))
+    out["bfloat16_rel_spread"] = float(np.std(rel[np.abs(f32) > 1e-2]))
+    out["bfloat16_windows"] = windows
+    return out
+
+
+def perturb(src: Path, dst: Path, kind: str, amount: float, seed: int) -> None:
+    """Copies of every embeddings file of `src` with their feature columns perturbed (see the docstring)."""
+    import pyarrow as pa
+
+    from llmvs.embeddings import fixed_list, read_embeddings, write_arrow
+
+    rng = np.random.default_rng(seed)
+    dst.mkdir(parents=True, exist_ok=True)
+    for path in sorted(src.glob("*.arrow")):
+        emb = read_embeddings(path)
+        table = emb.table
+        for name in emb.columns:
+            x = emb.features(name).astype(np.float16)
+            if kind == "float32-kernels":
+                flip = rng.random(x.shape) < amount
+                step = np.where(rng.random(x.shape) < 0.5, -np.inf, np.inf).astype(np.float16)
+                x = np.where(flip, np.nextafter(x, step), x)
+            else:
+                x = (x.astype(np.float32) * (1 + amount * rng.standard_normal(x.shape))).astype(np.float16)
+            i = table.column_names.index(name)
+            table = table.set_column(i, pa.field(name, table.schema.field(name).type), fixed_list(x))
+        write_arrow(table, dst / path.name)
+
+
+def headline_rows(results: Path, embeddings: Path, dataset: str, work: Path) -> list[dict]:
+    """The headline trained and evaluated on `embeddings` for the five splits: a row per split and seed."""
+    import pandas as pd
+
+    from llmvs.run_config import TrainConfig
+    from llmvs.scoring import evaluate_split
+    from llmvs.train import train_split
+
+    splits = Path(__file__).resolve().parents[1] / "data" / "splits" / f"{dataset}_splits.json"
+    rows = []
+    for split in range(5):
+        out = work / dataset / f"split{split}"
+        if not (out / "model.pt").exists():
+            train_split(results / dataset / "annotations.parquet", embeddings, splits, split,
+                        TrainConfig.from_dict(HEADLINE), out, shots_dir=results / dataset / "shots", threads=1)
+        evaluate_split(results / dataset / "annotations.parquet", splits, split, "model", out,
+                       embeddings_dir=embeddings, model_path=out / "model.pt", shots_dir=results / dataset / "shots",
+                       smooth_steps=SMOOTH)
+        m = pd.read_csv(out / "metrics.csv")
+        for seed, g in m.groupby("seed"):
+            rows.append({"dataset": dataset, "split": split, "seed": int(seed), "tau": g.tau.mean(), "rho": g.rho.mean()})
+    return rows
+
+
+def pipeline_rows(results: Path, dataset: str) -> list[dict]:
+    """The pipeline's `llmvs` run (config.yaml's headline: the keys above) as rows per split and seed."""
+    import pandas as pd
+
+    rows = []
+    for split in range(5):
+        m = pd.read_csv(results / dataset / "runs" / "blip" / "smollm2" / "llmvs" / f"split{split}" / "metrics.csv")
+        for seed, g in m.groupby("seed"):
+            rows.append({"dataset": dataset, "split": split, "seed": int(seed), "tau": g.tau.mean(), "rho": g.rho.mean()})
+    return rows
+
+
+def main() -> int:
+    import pandas as pd
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--results", default="results")
+    p.add_argument("--work", default="/tmp/llmvs-state-noise")
+    p.add_argument("--datasets", nargs="*", default=["tvsum", "summe"])
+    p.add_argument("--out", required=True)
+    a = p.parse_args()
+    results, work, out = Path(a.results), Path(a.work), Path(a.out)
+    measured = work / "kernel-differences.json"
+    if not measured.exists():
+        t = time.perf_counter()
+        diff = kernel_differences(results)
+        diff["seconds"] = round(time.perf_counter() - t)
+        work.mkdir(parents=True, exist_ok=True)
+        measured.write_text(json.dumps(diff, indent=1))
+    diff = json.loads(measured.read_text())
+    print(diff, flush=True)
+    variants = {"as computed": None, "float32-kernels": diff["float32_threads_changed_fraction"],
+                "bfloat16": diff["bfloat16_rel_spread"]}
+    rows = []
+    for variant, amount in variants.items():
+        for ds in a.datasets:
+            if amount is None:  # the pipeline's own headline run: the same keys, seeds and evaluation
+                rows += [{"variant": variant, **r} for r in pipeline_rows(results, ds)]
+                continue
+            emb = work / "states" / variant / ds
+            if not emb.exists():
+                perturb(results / ds / "embeddings" / "blip" / "smollm2", emb, variant, amount, seed=0)
+            rows += [{"variant": variant, **r} for r in headline_rows(results, emb, ds, work / "runs" / variant)]
+            frame = pd.DataFrame(rows)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            frame.to_csv(out, index=False, float_format="%.4f")
+            print(frame.groupby(["variant", "dataset"])[["tau", "rho"]].mean(), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    sys.exit(main())
