@@ -27,7 +27,7 @@ import numpy as np
 BASE = {"d_model": 128, "dim_feedforward": 256, "epochs": 20, "lr": 1e-4, "attention_dropout": 0.0, "metrics_every": 5}
 HEADLINE = {"features": "qa", "epochs": 40, "metrics_every": 1, "loss": "pearson"}
 
-# name -> (embeddings folder under <results>/<dataset>/embeddings/<captioner>/: "llm" = the LLM's,
+# name -> (embeddings folder(s) under <results>/<dataset>/embeddings/<captioner>/: "llm" = the LLM's,
 #          training keys over BASE, evaluation key smooth_steps, datasets (None = both))
 OPTIONS = {
     "headline": ("llm", HEADLINE, 12, None),
@@ -36,6 +36,9 @@ OPTIONS = {
     "encoder q_text+c+title": ("minilm", {**HEADLINE, "features": ["q_text", "c", "title_sim", "title_sim_max"]}, 12,
                                None),
     "tfidf q_text+c": ("tfidf", {**HEADLINE, "features": ["q_text", "c"]}, 12, None),
+    "headline + encoder": (["llm", "minilm"], {**HEADLINE, "features": ["qa", "minilm:q_text", "minilm:c"]}, 12, None),
+    "headline + encoder + title": (["llm", "minilm"], {**HEADLINE, "features": [
+        "qa", "minilm:q_text", "minilm:c", "title_sim", "title_sim_max"]}, 12, None),
     "headline, shot loss": ("llm", {**HEADLINE, "loss": "shot_pearson"}, 12, ["summe"]),
     "encoder q_text+c, shot loss": ("minilm", {**HEADLINE, "features": ["q_text", "c"], "loss": "shot_pearson"}, 12,
                                     ["summe"]),
@@ -62,7 +65,9 @@ def run_one(job: dict) -> list[dict]:
 
     torch.set_num_threads(1)
     res, ds, split = Path(job["results"]), job["dataset"], job["split"]
-    emb = res / ds / "embeddings" / job["captioner"] / (job["llm"] if job["encoder"] == "llm" else job["encoder"])
+    sources = [job["encoder"]] if isinstance(job["encoder"], str) else job["encoder"]
+    emb = [res / ds / "embeddings" / job["captioner"] / (job["llm"] if e == "llm" else e) for e in sources]
+    emb = emb[0] if len(emb) == 1 else emb
     cfg = TrainConfig.from_dict({**BASE, **job["training"], "seeds": job["seeds"]})
     out = Path(job["work"]) / job["model_key"] / ds / f"split{split}"
     t = time.perf_counter()

@@ -295,3 +295,19 @@ def test_shot_loss_ranks_the_shots_means(tiny_benchmark, tmp_path):
     with pytest.raises(LlmvsError, match="loss shot_pearson needs the shots"):
         train_split(tiny_benchmark / "annotations.parquet", tiny_benchmark / "emb", tiny_benchmark / "splits.json", 0,
                     TrainConfig(epochs=1, d_model=16, dim_feedforward=16, loss="shot_pearson"), tmp_path / "none")
+
+
+def test_features_from_two_sources_that_share_a_column_name(tmp_path, summe):
+    """`minilm:q_text` reads the encoder's q_text beside the LLM's qa (both sources have a q_text column)."""
+    from llmvs.embeddings import load_video_features
+
+    v = summe["video_8"]
+    rng = np.random.default_rng(7)
+    llm = {k: rng.random((v.n_steps, 6)).astype(np.float16).astype(np.float32) for k in ("q", "a", "q_text")}
+    enc = {"q_text": rng.random((v.n_steps, 4)).astype(np.float16).astype(np.float32)}
+    write_features(tmp_path / "smollm2" / "video_8.arrow", v.picks, llm)
+    write_features(tmp_path / "minilm" / "video_8.arrow", v.picks, enc)
+    x = load_video_features([tmp_path / "smollm2", tmp_path / "minilm"], v, ["qa", "minilm:q_text"])
+    np.testing.assert_array_equal(x, np.concatenate([np.maximum(llm["q"], llm["a"]), enc["q_text"]], axis=1))
+    plain = load_video_features([tmp_path / "smollm2", tmp_path / "minilm"], v, ["q_text"])
+    np.testing.assert_array_equal(plain, llm["q_text"])  # unqualified: the first source that has it

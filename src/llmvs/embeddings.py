@@ -226,7 +226,9 @@ def read_embeddings(path) -> Embeddings:
 
 
 def feature_names(spec) -> list[str]:
-    """A run's `features`: one name or a list (concatenated); `qa` is the paper's max over q and a."""
+    """A run's `features`: one name or a list (concatenated); `qa` is the paper's max over q and a. A
+    name `<source>:<column>` reads the column from that embeddings source (a run reading several that
+    share a column name, such as the LLM's and an encoder's `q_text`)."""
     names = [spec] if isinstance(spec, str) else list(spec)
     if not names:
         raise LlmvsError("features: give at least one column")
@@ -237,16 +239,22 @@ def check_feature_names(spec) -> list[str]:
     """A run's `features`, each a column some stage writes (or `qa`), checked without opening a file."""
     names = feature_names(spec)
     known = ("qa", *FEATURE_COLUMNS, *TITLE_COLUMNS, *IMAGE_COLUMNS)
-    unknown = [n for n in names if n not in known]
+    unknown = [n for n in names if split_source(n)[1] not in known]
     if unknown:
         raise LlmvsError(f"unknown feature column {unknown[0]!r}: expected one of {', '.join(known)}")
     return names
 
 
+def split_source(name: str) -> tuple[str | None, str]:
+    """(source or None, column) of a feature name (`minilm:q_text` -> ("minilm", "q_text"))."""
+    source, _, column = name.rpartition(":")
+    return source or None, column
+
+
 def feature_matrix(emb: Embeddings, spec) -> np.ndarray:
     """[T, D_total] model input for a feature spec (see `feature_names`)."""
     parts = []
-    for name in feature_names(spec):
+    for name in (split_source(n)[1] for n in feature_names(spec)):
         # parity: the paper max-pools concat(q, a) over tokens = element-wise max of the pooled parts
         parts.append(np.maximum(emb.features("q"), emb.features("a")) if name == "qa" else emb.features(name))
     return np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
@@ -269,8 +277,9 @@ def load_video_embeddings(embeddings_dir, video) -> Embeddings:
 
 
 def needed_columns(name: str) -> tuple[str, ...]:
-    """The stored columns a feature name reads (`qa` reads q and a)."""
-    return ("q", "a") if name == "qa" else (name,)
+    """The stored columns a feature name reads (`qa` reads q and a; a source prefix is not a column)."""
+    column = split_source(name)[1]
+    return ("q", "a") if column == "qa" else (column,)
 
 
 def load_video_features(embeddings_dir, video, features) -> np.ndarray:
@@ -282,7 +291,9 @@ def load_video_features(embeddings_dir, video, features) -> np.ndarray:
     embs = [load_video_embeddings(d, video) for d in embeddings_dir]
     parts = []
     for name in feature_names(features):
-        emb = next((e for e in embs if set(needed_columns(name)) <= set(e.table.column_names)), None)
+        source = split_source(name)[0]  # a folder is named after its source: .../embeddings/<captioner>/<source>
+        emb = next((e for e in embs if set(needed_columns(name)) <= set(e.table.column_names)
+                    and source in (None, e.path.parent.name)), None)
         if emb is None:
             raise LlmvsError(f"{video.key}: no feature column {name!r} in {', '.join(str(e.path) for e in embs)}")
         parts.append(feature_matrix(emb, name))

@@ -133,7 +133,7 @@ def source_columns(config: dict, source: str) -> tuple[str, ...] | None:
 def check_sources(config: dict, run: str, llms: list[str]) -> None:
     """A run's `embeddings` are known sources, and each of its feature columns is in exactly one of them
     (in every setting's LLM), so train and evaluate know which folder each column comes from."""
-    from llmvs.embeddings import feature_names, needed_columns
+    from llmvs.embeddings import feature_names, needed_columns, split_source
 
     spec = config["runs"][run]
     method = spec.get("method", "model")
@@ -150,7 +150,9 @@ def check_sources(config: dict, run: str, llms: list[str]) -> None:
         if method not in ("model", "ridge", "feature"):
             continue
         for name in feature_names(spec.get("features", "qa")):
-            have = [s for s in sources if set(needed_columns(name)) <= set(source_columns(config, s))]
+            prefix = split_source(name)[0]
+            have = [s for s in sources if set(needed_columns(name)) <= set(source_columns(config, s))
+                    and prefix in (None, s)]  # a prefix names the source: `minilm:q_text`
             if len(have) != 1:
                 raise LlmvsError(f"config runs.{run}.features: {name!r} is in {len(have) or 'none'} of its embeddings "
                                  f"({', '.join(have or sources)}); each column must come from exactly one")
