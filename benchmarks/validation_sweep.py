@@ -51,6 +51,20 @@ def model_key(options: dict, name: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in json.dumps([encoder, keys], sort_keys=True))[:150]
 
 
+def pipeline_model(res: Path, dataset: str, captioner: str, llm: str, split: int, cfg, emb) -> Path | None:
+    """The folder of a pipeline run's model of this split trained with exactly these keys on these
+    embeddings (its seeds are the same models the sweep would train), if there is one."""
+    import torch
+
+    from llmvs.train import folders
+
+    for path in sorted((res / dataset / "runs" / captioner / llm).glob(f"*/split{split}/model.pt")):
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        if ckpt.get("train_config") == dict(cfg.__dict__) and ckpt["feature_schema"]["source"] == folders(emb):
+            return path.parent
+    return None
+
+
 def run_one(job: dict) -> list[dict]:
     """Train (or reuse) one option's models on one split; score every option sharing them, every seed."""
     import torch
@@ -69,7 +83,8 @@ def run_one(job: dict) -> list[dict]:
     emb = [res / ds / "embeddings" / job["captioner"] / (job["llm"] if e == "llm" else e) for e in sources]
     emb = emb[0] if len(emb) == 1 else emb
     cfg = TrainConfig.from_dict({**BASE, **job["training"], "seeds": job["seeds"]})
-    out = Path(job["work"]) / job["model_key"] / ds / f"split{split}"
+    out = pipeline_model(res, ds, job["captioner"], job["llm"], split, cfg, emb) or (
+        Path(job["work"]) / job["model_key"] / ds / f"split{split}")
     t = time.perf_counter()
     if not (out / "model.pt").exists():
         train_split(res / ds / "annotations.parquet", emb, job["splits"][ds], split, cfg, out,

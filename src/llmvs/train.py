@@ -50,6 +50,11 @@ def validation_keys(train_keys: list[str], fraction: float, seed: int) -> list[s
     return sorted(rng.choice(keys, size=n, replace=False).tolist())
 
 
+def folders(embeddings_dir) -> str | list[str]:
+    """The embeddings folder(s) a model read, as recorded in its checkpoint."""
+    return str(embeddings_dir) if isinstance(embeddings_dir, (str, Path)) else [str(d) for d in embeddings_dir]
+
+
 def member_seed(cfg: TrainConfig, split: int, seed: int, member: int) -> int:
     """The initialisation seed of ensemble `member` of the `seed`-th model of a split."""
     return cfg.seed + split + 1000 * (seed * cfg.ensemble + member)
@@ -274,7 +279,7 @@ def train_split(annotations, embeddings_dir, splits_file, split: int, cfg: Train
     ckpt = {"format": CHECKPOINT_FORMAT, "seeds": trained, "model_config": mcfg.to_dict(),
             "train_config": dict(cfg.__dict__), "selection": cfg.selection, "split": split,
             "fit_keys": fit_keys, "extra_fit_keys": extra_keys, "val_keys": val_keys, "test_keys": test_keys,
-            "feature_schema": {"features": cfg.features, "input_dim": input_dim, "source": str(embeddings_dir)}}
+            "feature_schema": {"features": cfg.features, "input_dim": input_dim, "source": folders(embeddings_dir)}}
     with atomic_path(out_dir / "model.pt") as tmp:
         torch.save(ckpt, tmp)
     frame = pd.DataFrame(log)
