@@ -288,7 +288,7 @@ def test_shot_loss_ranks_the_shots_means(tiny_benchmark, tmp_path):
     loss = video_losses(torch.as_tensor(pred)[None], torch.as_tensor(y)[None], torch.zeros(1, 6, dtype=torch.bool),
                         "shot_pearson", [torch.as_tensor(seg)])
     means = [np.array([v[seg == s].mean() for s in range(3)]) for v in (pred, y)]
-    assert float(loss[0]) == pytest.approx(1 - np.corrcoef(*means)[0, 1], rel=1e-9)
+    assert float(loss[0]) == pytest.approx(1 - np.corrcoef(*means)[0, 1], rel=1e-6)  # the 1e-8 guard
     ckpt = _train(tiny_benchmark, 0, tmp_path / "shot", loss="shot_pearson", epochs=2)
     log = pd.read_csv(tmp_path / "shot" / "train_log.csv")
     assert ckpt["seeds"][0]["selected_epoch"] == [int(log.epoch[log.val_loss.idxmin()])]
