@@ -73,8 +73,10 @@ def is_llama_style(model) -> bool:
     if layers is None or not hasattr(body, "rotary_emb") or not hasattr(body, "norm"):
         return False
     a = layers[0].self_attn
+    cfg = model.config  # Qwen2 names a sliding window it does not use (use_sliding_window: false)
+    sliding = getattr(cfg, "sliding_window", None) and getattr(cfg, "use_sliding_window", True)
     return all(hasattr(a, n) for n in ("q_proj", "k_proj", "v_proj", "o_proj")) and hasattr(layers[0], "mlp") \
-        and not getattr(model.config, "sliding_window", None) and not hasattr(a, "q_norm")
+        and not sliding and not hasattr(a, "q_norm")
 
 
 class WindowScorer:
