@@ -9,6 +9,7 @@ temporary file nor a complete-looking output, and that the same command then fin
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -24,33 +25,46 @@ def llmvs(*args) -> list[str]:
 
 
 def terminate_when(cmd, ready, timeout=300, stop_within=10.0):
-    """Run `cmd`, send SIGTERM as soon as `ready()` holds; returns (exit status, seconds to stop, stderr)."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + timeout
-    while not ready():
-        assert proc.poll() is None, f"finished before it could be stopped:\n{proc.stderr.read()[-2000:]}"
-        assert time.time() < deadline, "the stage never got to work"
-        time.sleep(0.05)
-    sent = time.time()
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=stop_within + 30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        pytest.fail("SIGTERM did not stop the stage")
-    stopped = time.time() - sent
-    assert stopped < stop_within, f"took {stopped:.1f} s to stop"
-    return proc.returncode, stopped, proc.stderr.read()
+    """Run `cmd`, send SIGTERM as soon as `ready(stderr so far)` holds; returns (exit status, seconds to stop,
+    stderr)."""
+    with tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, text=True)
+        deadline = time.time() + timeout
+        while not ready(_read(err)):
+            assert proc.poll() is None, f"finished before it could be stopped:\n{_read(err)[-2000:]}"
+            assert time.time() < deadline, "the stage never got to work"
+            time.sleep(0.05)
+        sent = time.time()
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=stop_within + 30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            pytest.fail("SIGTERM did not stop the stage")
+        stopped = time.time() - sent
+        assert stopped < stop_within, f"took {stopped:.1f} s to stop"
+        return proc.returncode, stopped, _read(err)
+
+
+def _read(file) -> str:
+    file.seek(0)
+    return file.read()
+
+
+def shows(text: str, then_seconds: float = 0.0):
+    """Ready once the stage's stderr shows `text` (its progress bar), and `then_seconds` later."""
+    seen = []
+
+    def ready(err: str) -> bool:
+        if not seen and text in err:
+            seen.append(time.time())
+        return bool(seen) and time.time() - seen[0] >= then_seconds
+    return ready
 
 
 def no_temporaries(folder: Path):
     left = [p for p in Path(folder).rglob(".*") if p.name.endswith(".part") or p.is_dir()]
     assert not left, f"left behind: {left}"
-
-
-def running_for(seconds: float):
-    start = time.time()
-    return lambda: time.time() - start > seconds
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +85,7 @@ def longer_clip(tmp_path_factory):
 def test_sigterm_stops_frames(longer_clip, tmp_path):
     out = tmp_path / "frames.parquet"
     # at work = its temporary output exists (it is written from the first decoded frame on)
-    decoding = lambda: any(p.name.startswith(".frames.parquet") for p in tmp_path.iterdir())  # noqa: E731
+    decoding = lambda _: any(p.name.startswith(".frames.parquet") for p in tmp_path.iterdir())  # noqa: E731
     rc, _, err = terminate_when(llmvs("frames", longer_clip, "--out", out), decoding)
     assert rc == 143 and "frames longer.mp4" in err
     assert not out.exists()
@@ -96,7 +110,7 @@ def test_sigterm_stops_captions(long_clip, tmp_path):
     out = tmp_path / "out" / "captions.parquet"
     cmd = llmvs("captions", "--backend", "transformers", "--frames", frames, "--model", model, "--batch-size", 2,
                 "--out", out)
-    rc, _, err = terminate_when(cmd, running_for(8))
+    rc, _, err = terminate_when(cmd, shows("captions", then_seconds=1))
     assert rc == 143 and "captions" in err
     assert not out.exists()
     if out.parent.exists():
@@ -120,9 +134,9 @@ def test_sigterm_stops_prompts_and_the_rerun_keeps_finished_videos(tmp_path):
         run_captions(caps[-1], "import", annotations=ann, video=k, captioner="blip",
                      source=DATA / "captions" / "blip" / "summe_captions.json.gz")
         outs.append(tmp_path / "emb" / f"{k}.arrow")
-    cmd = llmvs("prompts", "--captions", *caps, "--out", *outs, "--dataset", "summe", "--dtype", "bfloat16",
+    cmd = llmvs("prompts", "--captions", *caps, "--out", *outs, "--dataset", "summe", "--dtype", "float32",
                 "--data-dir", DATA, "--threads", 1)
-    rc, _, err = terminate_when(cmd, outs[0].exists, stop_within=PROMPT_STOP_S)
+    rc, _, err = terminate_when(cmd, lambda _: outs[0].exists(), stop_within=PROMPT_STOP_S)
     assert rc == 143
     finished = outs[0].stat().st_mtime_ns
     assert not outs[2].exists() and not (outs[1].exists() and outs[2].exists())
@@ -142,7 +156,7 @@ def test_sigterm_stops_training(tiny_benchmark, tmp_path):
     cmd = llmvs("train", "--annotations", root / "annotations.parquet", "--embeddings-dir", root / "emb",
                 "--splits", root / "splits.json", "--split", 0, "--shots-dir", root / "shots", "--threads", 1,
                 "--run-config", '{"d_model": 32, "dim_feedforward": 64, "epochs": 400}', "--out-dir", out)
-    rc, _, err = terminate_when(cmd, running_for(6))
+    rc, _, err = terminate_when(cmd, shows("train split 0", then_seconds=1))
     assert rc == 143 and "train split 0" in err
     assert not (out / "model.pt").exists() and not (out / "train_log.csv").exists()
     if out.exists():
@@ -160,7 +174,7 @@ def test_sigterm_stops_summarize(tmp_path):
     out = tmp_path / "summary"
     cmd = llmvs("summarize", clip, "--captions", captions, "--zero-shot", "--out", out, "--threads", 1)
     # stop it inside the LLM stage, after the frames were decoded into its work folder
-    work = lambda: any(p.name.startswith(".summary.") for p in tmp_path.iterdir())  # noqa: E731
+    work = lambda _: any(p.name.startswith(".summary.") for p in tmp_path.iterdir())  # noqa: E731
     rc, _, _ = terminate_when(cmd, work, stop_within=PROMPT_STOP_S)
     assert rc == 143
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # no outputs, no work folder
@@ -171,7 +185,7 @@ def test_sigterm_stops_summarize(tmp_path):
 
 SWALLOWED_COMMITS = {  # the two ways a stage commits its output: one file, one folder
     "atomic_path": "with io.atomic_path(out / 'out.parquet') as tmp:\n    tmp.write_text('complete-looking')",
-    "model folder": "models._publish(out / 'model', lambda d: (d / 'config.json').write_text('{}'))",
+    "model folder": "model_store._publish(out / 'model', lambda d: (d / 'config.json').write_text('{}'))",
 }
 
 
@@ -181,7 +195,7 @@ def test_a_swallowed_sigterm_still_commits_nothing(commit, tmp_path):
     code = f"""
 import os, signal
 from pathlib import Path
-from llmvs import cli, io, models
+from llmvs import cli, io, model_store
 out = Path({str(tmp_path)!r})
 signal.signal(signal.SIGTERM, cli._terminate)
 try:

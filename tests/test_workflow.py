@@ -285,7 +285,10 @@ def test_killed_training_job_reruns_to_identical_model(finished_run):
     rerun = torch.load(run / "model.pt", weights_only=False)["seeds"]
     assert len(rerun) == len(reference)
     for a, b in zip(rerun, reference):
-        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+        assert (a["seed"], a["selected_epoch"]) == (b["seed"], b["selected_epoch"])
+        assert len(a["state_dicts"]) == len(b["state_dicts"])
+        for sa, sb in zip(a["state_dicts"], b["state_dicts"]):
+            assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
 def test_changed_training_survives_a_killed_job(finished_run, tmp_path):
