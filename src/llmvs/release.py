@@ -1,7 +1,10 @@
 """The shipped scorer: the headline run fitted on every video of both benchmarks, with its model card.
 
 `train_release` fits the same model as a split run on every SumMe and TVSum video (a seeded
-validation subset still chooses the epoch): the default scorer of `llmvs summarize`. The workflow
+validation subset still chooses the epoch): the default scorer of `llmvs summarize`. Its checkpoint's
+`feature_schema` names what it reads: the LLM's states (model, hidden size, dtype, exemplar seed), or a
+caption encoder's embeddings (`encoder` spec and weights, and `title` where it reads title columns:
+then `llmvs summarize` runs no LLM, llmvs.scorer_inputs); the card names the columns. The workflow
 builds it under `results/scorers/` (rule `build_scorer`); only the maintainer command
 `snakemake release_scorer` (`make release`) copies it into the package (`llmvs/scorers/`).
 
@@ -18,7 +21,7 @@ from llmvs import LlmvsError
 from llmvs.datasets import DATASET_NAMES
 from llmvs.run_config import TrainConfig, check_smooth_steps, model_config
 
-SCORER_FORMAT = "llmvs-scorer/2"  # a release checkpoint: a split checkpoint plus what it expects of the LLM
+SCORER_FORMAT = "llmvs-scorer/2"  # a release checkpoint: a split checkpoint plus what it expects of its inputs
 RELEASE_COMMAND = "make release"  # snakemake --cores all release_scorer
 
 
@@ -27,18 +30,43 @@ def _video_order(key: str):
     return (0, int(tail), key) if tail.isdigit() else (1, 0, key)
 
 
-def _embeddings_provenance(metas: dict[str, dict], input_dim: int, features) -> dict:
-    """What the features came from, identical for every video: LLM id (the embeddings' `model`), hidden
-    size, columns, dtype, captioner and exemplar seed; a scorer is only valid for states of that LLM."""
-    from llmvs.embeddings import feature_names
-
-    columns = feature_names(features)
+def _same(metas: dict[str, dict], keys, get=lambda m, key: m.get(key)) -> dict:
+    """Each key's value, which must be the same in every video's embeddings metadata."""
     out = {}
-    for key in ("model", "hidden_size", "dtype", "captioner", "exemplar_seed"):
-        seen = {json.dumps(m.get(key)) for m in metas.values()}
+    for key in keys:
+        seen = {json.dumps(get(m, key)) for m in metas.values()}
         if len(seen) > 1:
             raise LlmvsError(f"the embeddings mix {key} values {', '.join(sorted(seen))}: train on one setting")
-        out[key] = metas[next(iter(metas))].get(key)
+        out[key] = get(metas[next(iter(metas))], key)
+    return out
+
+
+def _encoder_provenance(metas: dict[str, dict], input_dim: int, features) -> dict:
+    """What features of a caption encoder (llmvs.encoders) came from: the encoder's spec (what `llmvs
+    summarize` loads), model id and weights, its width, the columns and whether they read the title."""
+    from llmvs.embeddings import TITLE_COLUMNS, feature_names, split_source
+
+    columns = feature_names(features)
+    out = _same(metas, ("model", "dims", "captioner"))
+    enc = _same(metas, ("spec", "weights_sha256"), lambda m, key: (m.get("encoder") or {}).get(key))
+    width = sum(1 if split_source(c)[1] in TITLE_COLUMNS else out["dims"] for c in columns)
+    if width != input_dim:
+        raise LlmvsError(f"features {columns} are {input_dim}-d, not {width}-d of {out['dims']}-d embeddings")
+    return {"llm": None, "encoder": enc["spec"], "encoder_model": out["model"],
+            "encoder_weights_sha256": enc["weights_sha256"], "dims": out["dims"], "columns": columns,
+            "title": any(split_source(c)[1] in TITLE_COLUMNS for c in columns), "captioner": out["captioner"]}
+
+
+def _embeddings_provenance(metas: dict[str, dict], input_dim: int, features) -> dict:
+    """What the features came from, identical for every video: LLM id (the embeddings' `model`), hidden
+    size, columns, dtype, captioner and exemplar seed; a scorer is only valid for states of that LLM.
+    Embeddings of a caption encoder instead: see `_encoder_provenance`."""
+    from llmvs.embeddings import feature_names
+
+    if any("encoder" in m for m in metas.values()):
+        return _encoder_provenance(metas, input_dim, features)
+    columns = feature_names(features)
+    out = _same(metas, ("model", "hidden_size", "dtype", "captioner", "exemplar_seed"))
     hidden = out["hidden_size"] or input_dim // len(columns)
     if hidden * len(columns) != input_dim:
         raise LlmvsError(f"features {columns} are {input_dim}-d, not {len(columns)} x the LLM's {hidden}-d states")
@@ -165,32 +193,59 @@ def _mean_std(row: dict, metric: str, digits: int) -> str:
     return fmt(mean) + ("" if std is None or std != std else f" ± {fmt(std)}")
 
 
+def _columns(fs: dict) -> str:
+    """The feature columns a scorer reads, each with what it holds (the card's row)."""
+    from llmvs.embeddings import TITLE_COLUMNS, describe, split_source
+    from llmvs.encoders import COLUMNS
+
+    def what(name):
+        column = split_source(name)[1]
+        if column == "qa":
+            return "max over the query and answer tokens"
+        if fs.get("encoder") and column in COLUMNS:
+            return COLUMNS[column].format(id=fs["encoder_model"])
+        return TITLE_COLUMNS.get(column) or describe(column)
+
+    return ", ".join(f"`{c}` ({what(c)})" for c in fs["columns"])
+
+
 def release_card(ckpt: dict, name: str, size: int, sha256: str, results: dict[str, dict], chosen: list[dict]) -> str:
     """The model card of a release checkpoint (Markdown)."""
-    from llmvs.embeddings import describe
-
     fs, tc = ckpt["feature_schema"], ckpt["train_config"]
     stem = Path(name).stem
-    columns = ", ".join(f"`{c}` ({describe(c) if c != 'qa' else 'max over the query and answer tokens'})"
-                        for c in fs["columns"])
     captioner = f"`{fs['captioner']}`" + (f" ({fs['captioner_model']})" if fs.get("captioner_model") else "")
-    lines = [
-        f"# {stem}: the default scorer of `llmvs summarize`",
-        "",
-        f"The global aggregator of LLMVS (the only trained part; the LLM stays frozen), run `{ckpt['run']}`, trained "
-        f"on every video of {' and '.join(DATASET_NAMES.get(d, d) for d in ckpt['datasets'])}. `llmvs summarize` "
-        "uses it unless `--scorer FILE` or `--zero-shot` is given, and refuses it for another LLM.",
-        "",
-        "| | |",
-        "| --- | --- |",
-        f"| file | `{name}`, {size:,} bytes, sha256 `{sha256}` |",
-        f"| LLM (embeddings `model`) | {fs['llm']} |",
-        f"| LLM states | hidden size {fs['hidden_size']}, {fs['dtype'] or 'dtype not recorded'}; "
-        f"input {fs['input_dim']} = {len(fs['columns'])} x {fs['hidden_size']} |",
-        f"| feature columns | {columns} |",
-        f"| captioner | {captioner}, every 15th frame |",
-        f"| in-context examples | the other benchmark's (user videos: TVSum's), seed {fs['exemplar_seed']} |",
-        "",
+    datasets = " and ".join(DATASET_NAMES.get(d, d) for d in ckpt["datasets"])
+    lines = [f"# {stem}: the default scorer of `llmvs summarize`", ""]
+    if fs.get("encoder"):
+        lines += [f"The global aggregator of LLMVS, run `{ckpt['run']}`, reading a sentence encoder's embeddings of "
+                  f"the captions instead of an LLM's states, trained on every video of {datasets}. `llmvs summarize` "
+                  "uses it unless `--scorer FILE` or `--zero-shot` is given; with it no LLM runs: the captions go "
+                  "through the same encoder (the `encode` stage's code)"
+                  + (", with the video's title (`--title`, else the file name)." if fs["title"] else "."), "",
+                  "| | |", "| --- | --- |", f"| file | `{name}`, {size:,} bytes, sha256 `{sha256}` |",
+                  f"| embeddings | sentence encoder `{fs['encoder']}`: {fs['encoder_model']}, {fs['dims']}-d, weights "
+                  f"sha256 `{fs['encoder_weights_sha256']}`; no LLM |",
+                  f"| feature columns | {_columns(fs)}; input {fs['input_dim']} |",
+                  "| title | " + ("read by the title columns" if fs["title"] else "not read") + " |",
+                  f"| captioner | {captioner}, every 15th frame |", ""]
+    else:
+        lines += [
+            f"The global aggregator of LLMVS (the only trained part; the LLM stays frozen), run `{ckpt['run']}`, "
+            f"trained on every video of {datasets}. `llmvs summarize` uses it unless `--scorer FILE` or "
+            "`--zero-shot` is given, and refuses it for another LLM.",
+            "",
+            "| | |",
+            "| --- | --- |",
+            f"| file | `{name}`, {size:,} bytes, sha256 `{sha256}` |",
+            f"| LLM (embeddings `model`) | {fs['llm']} |",
+            f"| LLM states | hidden size {fs['hidden_size']}, {fs['dtype'] or 'dtype not recorded'}; "
+            f"input {fs['input_dim']} = {len(fs['columns'])} x {fs['hidden_size']} |",
+            f"| feature columns | {_columns(fs)} |",
+            f"| captioner | {captioner}, every 15th frame |",
+            f"| in-context examples | the other benchmark's (user videos: TVSum's), seed {fs['exemplar_seed']} |",
+            "",
+        ]
+    lines += [
         "## Training data",
         "",
         "| dataset | videos | fitted | validation (seeded, for checkpoint selection) |",
@@ -223,8 +278,9 @@ def release_card(ckpt: dict, name: str, size: int, sha256: str, results: dict[st
               "benchmark stages run on the way; their LLM stage takes about an hour on a 2-core CPU), and the "
               "maintainer command below copies that build into the package:", "", "```bash", RELEASE_COMMAND, "```", "",
               "Snakemake rebuilds it when the run's keys change. Training is seeded: the same inputs on the same kind "
-              "of machine give the same bytes (the sha256 above); another CPU kind computes other LLM states and "
-              "trains another model (README: numbers across machines).", ""]
+              "of machine give the same bytes (the sha256 above); another CPU kind computes other "
+              + ("embeddings" if fs.get("encoder") else "LLM states") +
+              " and trains another model (README: numbers across machines).", ""]
     return "\n".join(lines)
 
 
