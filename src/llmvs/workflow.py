@@ -397,12 +397,22 @@ RELEASE_SETTING = ("blip", "smollm2")  # the captioner and LLM of the scorer shi
 RELEASE_DATASETS = ("summe", "tvsum")  # it is fitted on every video of both
 
 
+def release_source(config: dict) -> str:
+    """The embeddings folder the shipped scorer reads: the LLM's, or a caption encoder's (`summarize` computes
+    those for a user's video without the LLM; tfidf's LSA basis and GoogLeNet exist for benchmark videos only)."""
+    run = config.get("headline", "llmvs")
+    sources = run_sources(config, run, config["llm"]) if run_method(config, run) == "model" else []
+    if len(sources) != 1 or sources[0] not in (config["llm"], *config.get("encoders", {})):
+        raise LlmvsError(f"config headline: run {run!r} trains no scorer on LLM states or on a caption encoder's "
+                         "embeddings (an entry of `encoders`)")
+    return RELEASE_SETTING[1] if sources[0] == config["llm"] else sources[0]
+
+
 def release_config(config: dict) -> str:
     """JSON of the training keys of the `headline` run for the shipped scorer: one model fitted on both
     benchmarks, so the keys the results table used must agree between them."""
     run = config.get("headline", "llmvs")
-    if run_method(config, run) != "model" or run_sources(config, run, config["llm"]) != [config["llm"]]:
-        raise LlmvsError(f"config headline: run {run!r} trains no scorer on LLM states")
+    release_source(config)
     keys = {ds: json.loads(train_config(config, ds, run)) for ds in RELEASE_DATASETS}
     differ = sorted(k for k in set(keys["summe"]) | set(keys["tvsum"]) if keys["summe"].get(k) != keys["tvsum"].get(k))
     if differ:

@@ -5,7 +5,7 @@ import shlex
 from llmvs.datasets import OTHER_BENCHMARK
 from llmvs.h5_workflow import h5_files, reading_args, reading_label, run_sources
 from llmvs.summarize import SHIPPED_SCORER, file_sha256
-from llmvs.workflow import RELEASE_DATASETS, RELEASE_SETTING, release_config
+from llmvs.workflow import RELEASE_DATASETS, RELEASE_SETTING, release_config, release_source
 
 
 def scaled_by_attempt(base):
@@ -154,12 +154,13 @@ def _shipped_sha256(wc):
 
 
 def _release_files(pattern):
-    """An input function: `pattern` for every video of both benchmarks in the shipped scorer's setting."""
+    """An input function: `pattern` for every video of both benchmarks in the shipped scorer's setting
+    (`source`: the embeddings folder its headline run reads)."""
     from llmvs.datasets import load_dataset
 
     captioner, llm = RELEASE_SETTING
     return lambda wc: [
-        pattern.format(dataset=ds, video=v, captioner=captioner, llm=llm)
+        pattern.format(dataset=ds, video=v, captioner=captioner, llm=llm, source=release_source(config))
         for ds in RELEASE_DATASETS
         for v in load_dataset(ds, config["data_dir"])
     ]

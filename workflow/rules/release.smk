@@ -1,5 +1,6 @@
 # The scorer `llmvs summarize` uses by default: the headline run (config `headline`) fitted on every
-# SumMe and TVSum video of the blip/smollm2 setting, a seeded 20 % of each held out to choose the epoch.
+# SumMe and TVSum video of the blip/smollm2 setting, a seeded 20 % of each held out to choose the epoch;
+# it reads that run's embeddings: the LLM's, or a caption encoder's (then `summarize` runs no LLM).
 # `build_scorer` (part of `all`) writes it under results/scorers/; `llmvs summarize --scorer` takes it
 # from there. Only the maintainer command `release_scorer` copies it into the package (llmvs/scorers/):
 #   snakemake --cores all release_scorer      (make release)
@@ -10,7 +11,7 @@ rule build_scorer:
         "../../envs/base.yaml"
     input:
         annotations=[_annotations(ds) for ds in RELEASE_DATASETS],
-        embeddings=_release_files("results/{dataset}/embeddings/{captioner}/{llm}/{video}.arrow"),
+        embeddings=_release_files("results/{dataset}/embeddings/{captioner}/{source}/{video}.arrow"),
         shots=_release_files("results/{dataset}/shots/{video}.parquet"),
         summary="results/summaries/{}/{}/summary.csv".format(*RELEASE_SETTING),
     output:
@@ -24,7 +25,9 @@ rule build_scorer:
         run=config["headline"],
         run_config=lambda wc: release_config(config),
         smooth_steps=lambda wc: smooth_steps(config, config["headline"]),  # lazy: a config may lack the headline
-        embeddings_dirs=[_embeddings_dir(ds, *RELEASE_SETTING) for ds in RELEASE_DATASETS],
+        embeddings_dirs=lambda wc: [
+            _embeddings_dir(ds, RELEASE_SETTING[0], release_source(config)) for ds in RELEASE_DATASETS
+        ],
         shots_dirs=[f"results/{ds}/shots" for ds in RELEASE_DATASETS],
     threads: 1
     resources:
