@@ -25,7 +25,7 @@ def _summarize(a):
 
     s = summarize_video(a.video, a.out, captions=a.captions, captioner=a.captioner, llm=a.llm, scorer=a.scorer,
                         zero_shot=a.zero_shot, budget=a.budget, seconds=a.seconds, dtype=a.dtype,
-                        threads=a.threads, shot_seconds=a.shot_seconds, smooth_steps=a.smooth_steps)
+                        threads=a.threads, shot_seconds=a.shot_seconds, smooth_steps=a.smooth_steps, title=a.title)
     print(f"{a.out}/summary.mp4: {s['summary_duration_s']:.1f} s of {s['duration_s']:.1f} s "
           f"({s['n_selected_shots']} of {s['n_shots']} shots); page: {a.out}/summary.html")
 
@@ -80,6 +80,7 @@ def add_parsers(sub, smooth_help: str) -> None:
     bud.add_argument("--seconds", type=float, help="summary length in seconds")
     s.add_argument("--shot-seconds", type=float, default=SHOT_SECONDS, help="one shot per this many seconds")
     s.add_argument("--smooth-steps", type=float, help=smooth_help + " (default: the scorer's own, else none)")
+    s.add_argument("--title", help="the video's title, for a scorer that reads title features (default: the file name)")
     s.add_argument("--threads", type=int)
     s.set_defaults(func=_summarize)
 

@@ -2,7 +2,8 @@
 
 frames (streamed PyAV decode, every 15th frame) -> captions (a file you give, or a captioning
 model: by default BLIP base, as the benchmark captions were made; never invented) -> LLM window
-prompting (default SmolLM2) -> step scores (by default the scorer shipped in `llmvs/scorers/`,
+prompting (default SmolLM2; skipped for a scorer that reads a sentence encoder's embeddings of the
+captions instead, llmvs.scorer_inputs) -> step scores (by default the scorer shipped in `llmvs/scorers/`,
 trained on both benchmarks; or a checkpoint you give, or the LLM's zero-shot answers) -> shots
 (kernel change points on the captions' TF-IDF, one shot per 4 s: of the signals measured, the one
 closest to the benchmark's KTS shots, docs/shots.md; a shot longer than the budget is split so that
@@ -34,6 +35,7 @@ import numpy as np
 
 from llmvs import LlmvsError
 from llmvs.io import file_sha256
+from llmvs.scorer_inputs import check_encoder_scorer, check_scorer, features_read, llm_states, step_features
 from llmvs.shots import SHOT_SECONDS
 
 OUTPUTS = ("summary.mp4", "shots.csv", "scores.csv", "timeline.png", "summary.json", "summary.html")
@@ -58,36 +60,6 @@ def choose_scorer(scorer=None, zero_shot: bool = False) -> Path | None:
         raise LlmvsError(f"{SHIPPED_SCORER}: no default scorer is shipped in this copy of llmvs; build it with "
                          f"`{RELEASE_COMMAND}` in the repository, or pass --scorer FILE or --zero-shot")
     return SHIPPED_SCORER
-
-
-def llm_states(llm: str) -> tuple[str, int]:
-    """(model id, hidden size) of an LLM spec, read from its config without loading the weights."""
-    from transformers import AutoConfig
-
-    from llmvs.llm import resolve_llm
-
-    folder, model_id = resolve_llm(llm)
-    cfg = AutoConfig.from_pretrained(folder)
-    return model_id, int(cfg.get_text_config().hidden_size)
-
-
-def check_scorer(path, ckpt: dict, model_id: str, hidden: int) -> None:
-    """Refuse, before the LLM runs, a scorer trained on another LLM's states (size, columns or model)."""
-    from llmvs.embeddings import FEATURE_COLUMNS, feature_names
-
-    mc, fs = ckpt["model_config"], ckpt.get("feature_schema", {})
-    columns = feature_names(mc["features"])
-    fix = f"pass --scorer FILE trained with {model_id}, or --zero-shot"
-    if mc["input_dim"] != len(columns) * hidden:
-        per = fs.get("hidden_size") or (mc["input_dim"] // len(columns) if mc["input_dim"] % len(columns) == 0 else 0)
-        what = f"{per}-d LLM states" if per else f"{mc['input_dim']}-d features"
-        raise LlmvsError(f"{path}: trained on {what}, but this LLM ({model_id}) gives {hidden}-d states: {fix}")
-    unknown = [c for c in columns if c != "qa" and c not in FEATURE_COLUMNS]
-    if unknown:
-        raise LlmvsError(f"{path}: reads feature column(s) {', '.join(unknown)}, which the LLM stage does not "
-                         f"write: {fix}")
-    if fs.get("llm") and fs["llm"] != model_id:
-        raise LlmvsError(f"{path}: trained on the states of {fs['llm']}, but this LLM is {model_id}: {fix}")
 
 
 def resolve_captioner(spec: str) -> Path:
@@ -254,17 +226,18 @@ def plot_timeline(out, times, scores, change_points, selected, fps, thumbs, titl
 def summarize_video(video, out_dir, *, captions=None, captioner=None, llm: str = "smollm2", scorer=None,
                     zero_shot: bool = False, budget: float | None = 0.15, seconds: float | None = None,
                     dtype: str | None = None, exemplars: str = "auto", threads: int | None = None,
-                    shot_seconds: float = SHOT_SECONDS, smooth_steps: float | None = None) -> dict:
+                    shot_seconds: float = SHOT_SECONDS, smooth_steps: float | None = None,
+                    title: str | None = None) -> dict:
     """`captions` (file) or `captioner` (model; default BLIP base); `scorer` (checkpoint; default the
     shipped one) or `zero_shot`; `dtype` of the LLM: by default the one the scorer was trained on;
-    `smooth_steps`: by default the scorer's own (a release scorer stores its run's), else none."""
+    `smooth_steps`: by default the scorer's own (a release scorer stores its run's), else none;
+    `title`: the video's, for a scorer that reads title columns (default: the file name)."""
     import pandas as pd
 
     from llmvs.captioning import caption_transformers, frame_images, read_caption_file, write_captions
     from llmvs.evaluation import frame_scores, shot_scores
     from llmvs.io import read_parquet
     from llmvs.embeddings import read_embeddings
-    from llmvs.llm_stage import PromptRunner
     from llmvs.shots import caption_features, detect_shots, split_shots
     from llmvs.summary_page import render_summary_page
     from llmvs.datasets import STEP
@@ -274,13 +247,16 @@ def summarize_video(video, out_dir, *, captions=None, captioner=None, llm: str =
         raise LlmvsError("give --captions FILE or --captioner MODEL, not both")
     # everything that can be refused is refused before the video is decoded and the models run
     scorer = choose_scorer(scorer, zero_shot)
-    schema = {}
+    schema, encoder, columns = {}, None, None
     if scorer is not None:
         from llmvs.checkpoints import load_model
+        from llmvs.embeddings import feature_names
 
         ckpt = load_model(scorer)[1]
-        check_scorer(scorer, ckpt, *llm_states(llm))
-        schema = ckpt.get("feature_schema", {})
+        encoder = check_encoder_scorer(scorer, ckpt)  # a scorer of encoder embeddings needs no LLM
+        if encoder is None:
+            check_scorer(scorer, ckpt, *llm_states(llm))
+        schema, columns = ckpt.get("feature_schema", {}), feature_names(ckpt["model_config"]["features"])
         if smooth_steps is None:
             smooth_steps = ckpt.get("scoring", {}).get("smooth_steps", 0.0)
     # the benchmark path's settings for the scorer's LLM states (same captions, LLM, scorer -> same scores)
@@ -325,13 +301,18 @@ def summarize_video(video, out_dir, *, captions=None, captioner=None, llm: str =
         write_captions(work / "captions.parquet", picks, caps, captioner=captioner_id, video=video.stem,
                        n_frames=n_frames, fps=fps)
         lap("captions_s", "captions", f"{len(caps)} from {captioner_id}")
-        runner = PromptRunner(llm, exemplars, None, exemplar_seed, "fast", dtype, threads=threads)
-        runner.run(work / "captions.parquet", work / "embeddings.arrow")
-        scores, scorer_id = step_scores(work / "embeddings.arrow", scorer, smooth_steps or 0.0)
+        features, read = step_features(work, work / "captions.parquet", encoder=encoder, title=title,
+                                       reads_title=bool(schema.get("title")), llm=llm, exemplars=exemplars,
+                                       exemplar_seed=exemplar_seed, dtype=dtype, threads=threads)
+        scores, scorer_id = step_scores(features, scorer, smooth_steps or 0.0)
         if scorer == SHIPPED_SCORER:
             scorer_id = f"default scorer {SHIPPED_SCORER.stem}"
-        answers = read_embeddings(work / "embeddings.arrow").answer_score
-        lap("llm_s", "LLM", f"{len(caps)} windows by {runner.model_id}; scores: {scorer_id}")
+        if encoder:
+            answers = None
+            lap("encoder_s", "encoder", f"{len(caps)} captions by {read['model']}; scores: {scorer_id}")
+        else:
+            answers = read_embeddings(features).answer_score
+            lap("llm_s", "LLM", f"{len(caps)} windows by {read['model']}; scores: {scorer_id}")
         detected = detect_shots(caption_features(caps), n_frames, picks, fps, shot_seconds=shot_seconds)
         # a shot longer than the whole budget could never be chosen: split it (user videos only;
         # the benchmark evaluation keeps its shots whole)
@@ -349,8 +330,8 @@ def summarize_video(video, out_dir, *, captions=None, captioner=None, llm: str =
                               "end_frame": cps[:, 1], "start_s": cps[:, 0] / fps, "end_s": (cps[:, 1] + 1) / fps,
                               "score": values, "selected": selected})
         shots.to_csv(work / "shots.csv", index=False, float_format="%.4f")
-        steps = pd.DataFrame({"frame_index": picks, "time_s": times, "caption": caps, "answer_score": answers,
-                              "score": scores})
+        steps = pd.DataFrame({"frame_index": picks, "time_s": times, "caption": caps,  # answers only where an LLM ran
+                              **({} if answers is None else {"answer_score": answers}), "score": scores})
         # the scores as computed (float32, shortest exact text): the same as the benchmark's scores.parquet
         steps.assign(score=[np.format_float_positional(np.float32(x), trim="-") for x in scores]).to_csv(
             work / "scores.csv", index=False, float_format="%.4f")
@@ -360,12 +341,15 @@ def summarize_video(video, out_dir, *, captions=None, captioner=None, llm: str =
                       [(times[i], jpegs[i]) for i in thumb_idx], title=f"{video.name}: {duration:.1f} s of "
                       f"{n_frames / fps:.1f} s selected", cuts=detected[1:, 0])
         summary = {"input": str(video), "n_frames": n_frames, "fps": fps, "duration_s": n_frames / fps,
-                   "has_audio": meta["has_audio"], "captioner": captioner_id, "llm": runner.model_id,
-                   "llm_dtype": dtype, "scorer": scorer_id, "scorer_path": str(scorer) if scorer else None,
+                   "has_audio": meta["has_audio"], "captioner": captioner_id,
+                   "llm": None if encoder else read["model"], "llm_dtype": None if encoder else dtype,
+                   "features": read["embeddings"], "features_model": read["model"], "feature_columns": columns,
+                   "features_read": features_read(read, columns), "title": read["title"], "scorer": scorer_id,
+                   "scorer_path": str(scorer) if scorer else None,
                    "scorer_sha256": file_sha256(scorer) if scorer else None, "budget_fraction": frac,
                    "summary_duration_s": duration, "n_detected_shots": int(len(detected)),
                    "n_shots": int(len(cps)), "n_selected_shots": int(selected.sum()),
-                   "exemplars": [e.id for e in runner.exemplars], "timings": timings}
+                   "exemplars": read["exemplars"], "timings": timings}
         (work / "summary.html").write_text(render_summary_page(
             summary, shots.to_dict("records"), steps.to_dict("records"), (work / "timeline.png").read_bytes()),
             encoding="utf-8")

@@ -36,8 +36,11 @@ def render_summary_page(summary: dict, shots: list[dict], steps: list[dict], tim
     """The HTML text of the page; `shots`/`steps` are the rows of shots.csv/scores.csv as dicts."""
     name = escape(summary["input"].replace("\\", "/").rsplit("/", 1)[-1])
     facts = (f"{summary['summary_duration_s']:.1f} s of {summary['duration_s']:.1f} s selected: "
-             f"{summary['n_selected_shots']} of {summary['n_shots']} shots · LLM {escape(str(summary['llm']))} · "
-             f"scores: {escape(str(summary['scorer']))} · captions: {escape(str(summary['captioner']))}")
+             f"{summary['n_selected_shots']} of {summary['n_shots']} shots · "
+             + (f"LLM {escape(str(summary['llm']))}" if summary.get("llm") else "no LLM") +
+             f" · scores: {escape(str(summary['scorer']))} · captions: {escape(str(summary['captioner']))}")
+    read = f'<p class="facts" id="features">Features read: {escape(summary["features_read"])}</p>' \
+        if summary.get("features_read") else ""
     shot_rows = "\n".join(
         f'<tr{" class=selected" if s["selected"] else ""}><td>{s["shot"]}</td><td>{s["detected_shot"]}</td>'
         f'<td>{_seconds(s["start_s"])}</td><td>{_seconds(s["end_s"])}</td>'
@@ -58,6 +61,7 @@ def render_summary_page(summary: dict, shots: list[dict], steps: list[dict], tim
 <body>
 <h1>Summary of {name}</h1>
 <p class="facts">{facts}</p>
+{read}
 <video src="{escape(video_src)}" controls preload="metadata"></video>
 <h2>Timeline</h2>
 <img src="data:image/png;base64,{png}" alt="importance score over time, selected shots shaded">
