@@ -9,13 +9,13 @@ from snakemake.utils import min_version, validate
 
 from llmvs import LlmvsError
 
+from llmvs.config_checks import check_config
 from llmvs.datasets import annotation_files, kts_path
 from llmvs.h5_workflow import check_h5, googlenet_jobs, h5_files, import_jobs, imported
 from llmvs.workflow import (
     benchmark_video_file,
     caption_args,
     caption_source,
-    check_config,
     embedded_videos,
     encoder_args,
     encoder_jobs,

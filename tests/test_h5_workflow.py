@@ -144,7 +144,7 @@ def test_an_h5_that_differs_in_a_field_stops_the_annotations_job(h5_copy, tmp_pa
 
 
 def test_config_checks_of_sources_and_readings(h5_copy):
-    from llmvs.workflow import check_config
+    from llmvs.config_checks import check_config
 
     base = yaml.safe_load((h5_copy / "config.yaml").read_text())
     for runs, where in (
