@@ -242,7 +242,7 @@ def smollm2_scorers(tiny_benchmark, tmp_path_factory):
 
     root, tmp = tiny_benchmark, tmp_path_factory.mktemp("scorers")
     lift = np.random.default_rng(2).normal(size=(24, 576)).astype(np.float32) / 5
-    meta = {"model": SMOLLM2_ID, "hidden_size": 576, "dtype": "bfloat16", "captioner": "blip", "exemplar_seed": 0}
+    meta = {"model": SMOLLM2_ID, "hidden_size": 576, "dtype": "float32", "captioner": "blip", "exemplar_seed": 0}
     for key in VIDEOS:
         emb = read_embeddings(root / "emb" / f"{key}.arrow")
         q = emb.features("q") @ lift
@@ -258,7 +258,7 @@ def smollm2_scorers(tiny_benchmark, tmp_path_factory):
                  "--shots-dir", str(root / "shots"), "--run-config", keys, "--summary", str(tmp / "summary.csv"),
                  "--threads", "1", "--out", str(tmp / "release" / "blip-smollm2.pt"),
                  "--card", str(tmp / "release" / "blip-smollm2.md")]) == 0
-    assert "| LLM states | hidden size 576, bfloat16; input 1152 = 2 x 576 |" in (
+    assert "| LLM states | hidden size 576, float32; input 1152 = 2 x 576 |" in (
         tmp / "release" / "blip-smollm2.md").read_text()
     return {"split": tmp / "split0" / "model.pt", "release": tmp / "release" / "blip-smollm2.pt"}
 
@@ -287,7 +287,7 @@ def test_summarize_scores_with_the_shipped_scorer_by_default(smollm2_scorers, tm
     summary = json.loads((out / "summary.json").read_text())
     assert (summary["scorer"], summary["scorer_path"], summary["scorer_sha256"]) == (
         "default scorer blip-smollm2", str(shipped), file_sha256(shipped))
-    assert summary["llm_dtype"] == "bfloat16"  # the dtype of the scorer's training states, from its checkpoint
+    assert summary["llm_dtype"] == "float32"  # the dtype of the scorer's training states, from its checkpoint
     assert re.search(r"^LLM +\d+\.\d s  8 windows by .*SmolLM2.*; scores: default scorer blip-smollm2$",
                      err.getvalue().replace("\r", "\n"), re.M)
     scores = [float(r["score"]) for r in csv.DictReader(open(out / "scores.csv"))]
@@ -336,11 +336,11 @@ def test_summarize_scores_a_video_exactly_as_the_benchmark_does(smollm2_scorers,
     root, model = tiny_benchmark, smollm2_scorers["split"]
     v = read_annotations(root / "annotations.parquet")["video_12"]
     shipped = shipped_captions_path("summe", data_dir=DATA)
-    # the benchmark: the rules' commands with config.yaml's LLM settings (SmolLM2 in bfloat16)
+    # the benchmark: the rules' commands with config.yaml's LLM settings (SmolLM2 in float32)
     assert main(["captions", "--backend", "import", "--annotations", str(root / "annotations.parquet"), "--video",
                  "video_12", "--source", str(shipped), "--captioner", "blip", "--out", str(tmp_path / "cap.parquet")]) == 0
     assert main(["prompts", "--captions", str(tmp_path / "cap.parquet"), "--out", str(tmp_path / "emb" / "video_12.arrow"),
-                 "--dataset", "summe", "--llm", "smollm2", "--dtype", "bfloat16", "--exemplars", "auto", "--seed", "0",
+                 "--dataset", "summe", "--llm", "smollm2", "--dtype", "float32", "--exemplars", "auto", "--seed", "0",
                  "--data-dir", str(DATA), "--threads", "1"]) == 0
     assert main(["evaluate", "--annotations", str(root / "annotations.parquet"), "--splits", str(root / "splits.json"),
                  "--split", "0", "--method", "model", "--model", str(model), "--embeddings-dir", str(tmp_path / "emb"),
@@ -357,7 +357,7 @@ def test_summarize_scores_a_video_exactly_as_the_benchmark_does(smollm2_scorers,
         csv.writer(f).writerows([("frame_index", "caption"), *zip(v.picks.tolist(), captions)])
     out = tmp_path / "out"
     assert main(["summarize", str(clip), "--captions", str(tmp_path / "Jumps.csv"), "--scorer", str(model),
-                 "--dtype", "bfloat16", "--threads", "1", "--out", str(out)]) == 0
+                 "--dtype", "float32", "--threads", "1", "--out", str(out)]) == 0
     rows = list(csv.DictReader(open(out / "scores.csv")))
     assert [int(r["frame_index"]) for r in rows] == v.picks.tolist() and len(rows) == 64
     ours = np.array([np.float32(r["score"]) for r in rows])
