@@ -118,6 +118,9 @@ def main() -> int:
         kinds = [("eccv16-kts", "reference", None, reference, float("nan")),
                  ("eccv16-kts", "lengths-shuffled", None, shuffled, float("nan"))]
         for name, feats in signals.items():
+            if not feats:
+                print(f"{ds} {name}: no embeddings files yet, left out", file=sys.stderr)
+                continue
             for rule, penalty in rules:
                 clock, options = time.perf_counter(), {"penalty": penalty} if rule == "kts" else {}
                 shots = {k: detect_shots(x, videos[k].n_frames, videos[k].picks, videos[k].fps, count=rule, **options)
