@@ -289,6 +289,16 @@ def test_shot_loss_ranks_the_shots_means(tiny_benchmark, tmp_path):
                         "shot_pearson", [torch.as_tensor(seg)])
     means = [np.array([v[seg == s].mean() for s in range(3)]) for v in (pred, y)]
     assert float(loss[0]) == pytest.approx(1 - np.corrcoef(*means)[0, 1], rel=1e-6)  # the 1e-8 guard
+    # a shot shorter than a step holds no pick (SumMe's KTS shots have some): it is left out, not NaN
+    seg = step_shots([0, 15, 30, 45, 60, 75], [[0, 29], [30, 40], [41, 44], [45, 89]])
+    assert seg.tolist() == [0, 0, 1, 3, 3, 3]
+    p = torch.as_tensor(pred)[None].requires_grad_()
+    loss = video_losses(p, torch.as_tensor(y)[None], torch.zeros(1, 6, dtype=torch.bool), "shot_pearson",
+                        [torch.as_tensor(seg)])
+    loss.sum().backward()
+    means = [np.array([v[seg == s].mean() for s in (0, 1, 3)]) for v in (pred, y)]
+    assert float(loss[0]) == pytest.approx(1 - np.corrcoef(*means)[0, 1], abs=1e-6)
+    assert torch.isfinite(p.grad).all()
     ckpt = _train(tiny_benchmark, 0, tmp_path / "shot", loss="shot_pearson", epochs=2)
     log = pd.read_csv(tmp_path / "shot" / "train_log.csv")
     assert ckpt["seeds"][0]["selected_epoch"] == [int(log.epoch[log.val_loss.idxmin()])]

@@ -95,6 +95,8 @@ def video_losses(pred, y, pad, loss: str = "mse", shots=None):
 
         out = []
         for b, seg in enumerate(shots):
+            # only the shots that hold a step: a KTS shot shorter than the step (15 frames) may hold none
+            seg = torch.unique(seg, return_inverse=True)[1].to(pred.device)
             t, k = len(seg), int(seg.max()) + 1
             count = torch.zeros(k, dtype=pred.dtype, device=pred.device).index_add_(0, seg, torch.ones_like(pred[b, :t]))
             means = [torch.zeros(k, dtype=pred.dtype, device=pred.device).index_add_(0, seg, v[b, :t]) / count
