@@ -40,6 +40,7 @@ OPTIONS = {
     "headline + encoder + title": (["llm", "minilm"], {**HEADLINE, "features": [
         "qa", "minilm:q_text", "minilm:c", "title_sim", "title_sim_max"]}, 12, None),
     "headline, shot loss": ("llm", {**HEADLINE, "loss": "shot_pearson"}, 12, ["summe"]),
+    "headline, users target": ("llm", {**HEADLINE, "target": "users"}, 12, None),
     "encoder q_text+c, shot loss": ("minilm", {**HEADLINE, "features": ["q_text", "c"], "loss": "shot_pearson"}, 12,
                                     ["summe"]),
 }
@@ -56,11 +57,12 @@ def pipeline_model(res: Path, dataset: str, captioner: str, llm: str, split: int
     embeddings (its seeds are the same models the sweep would train), if there is one."""
     import torch
 
+    from llmvs.run_config import TrainConfig
     from llmvs.train import folders
 
     for path in sorted((res / dataset / "runs" / captioner / llm).glob(f"*/split{split}/model.pt")):
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
-        if ckpt.get("train_config") == dict(cfg.__dict__) and ckpt["feature_schema"]["source"] == folders(emb):
+        if TrainConfig(**ckpt["train_config"]) == cfg and ckpt["feature_schema"]["source"] == folders(emb):
             return path.parent
     return None
 

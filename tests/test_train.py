@@ -297,7 +297,7 @@ def test_shot_loss_ranks_the_shots_means(tiny_benchmark, tmp_path):
                         [torch.as_tensor(seg)])
     loss.sum().backward()
     means = [np.array([v[seg == s].mean() for s in (0, 1, 3)]) for v in (pred, y)]
-    assert float(loss[0]) == pytest.approx(1 - np.corrcoef(*means)[0, 1], abs=1e-6)
+    assert float(loss.detach()[0]) == pytest.approx(1 - np.corrcoef(*means)[0, 1], abs=1e-6)
     assert torch.isfinite(p.grad).all()
     ckpt = _train(tiny_benchmark, 0, tmp_path / "shot", loss="shot_pearson", epochs=2)
     log = pd.read_csv(tmp_path / "shot" / "train_log.csv")
@@ -305,6 +305,37 @@ def test_shot_loss_ranks_the_shots_means(tiny_benchmark, tmp_path):
     with pytest.raises(LlmvsError, match="loss shot_pearson needs the shots"):
         train_split(tiny_benchmark / "annotations.parquet", tiny_benchmark / "emb", tiny_benchmark / "splits.json", 0,
                     TrainConfig(epochs=1, d_model=16, dim_feedforward=16, loss="shot_pearson"), tmp_path / "none")
+
+
+def test_users_target_fits_each_annotators_own_labels(tiny_benchmark, tmp_path, summe, tvsum):
+    """`target: users`: the loss against each annotator's labels at the steps, averaged (numpy on the
+    kept model's predictions as the independent computation); SumMe's users are binary, TVSum's 20 are 1-5."""
+    from llmvs.checkpoints import predict
+    from llmvs.datasets import read_annotations
+    from llmvs.embeddings import load_video_features
+    from llmvs.train import training_targets
+
+    v = summe["video_12"]
+    users = training_targets(v, "users")
+    raw = v.user_scores[:, v.picks] > 0
+    varying = raw.max(1) > raw.min(1)
+    assert users.shape == (varying.sum(), v.n_steps) and set(np.unique(users)) == {0.0, 1.0}
+    assert (users == raw[varying]).all()
+    t = tvsum["video_1"]
+    assert training_targets(t, "users").shape == (20, t.n_steps) and set(np.unique(training_targets(t, "users"))) <= {
+        1.0, 2.0, 3.0, 4.0, 5.0}
+    ckpt = _train(tiny_benchmark, 0, tmp_path / "users", loss="pearson", target="users", epochs=2, selection="last")
+    log = pd.read_csv(tmp_path / "users" / "train_log.csv")
+    (model,), _ = load_scorers(tmp_path / "users" / "model.pt")
+    videos = read_annotations(tiny_benchmark / "annotations.parquet")
+    (k,) = ckpt["val_keys"]
+    pred = predict(model, load_video_features(tiny_benchmark / "emb", videos[k], "qa")).astype(np.float64)
+    expected = np.mean([1 - np.corrcoef(pred, y)[0, 1] for y in training_targets(videos[k], "users")])
+    assert log.val_loss.iloc[-1] == pytest.approx(expected, abs=1e-5)
+    with pytest.raises(LlmvsError, match="target users trains one video a batch"):
+        TrainConfig.from_dict({"target": "users", "batch_videos": 2})
+    with pytest.raises(LlmvsError, match="unknown target 'user'"):
+        TrainConfig.from_dict({"target": "user"})
 
 
 def test_features_from_two_sources_that_share_a_column_name(tmp_path, summe):

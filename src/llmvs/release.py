@@ -109,7 +109,7 @@ def train_release(sources, cfg: TrainConfig, out, card, summary, *, run: str = "
     from llmvs.checkpoints import device, save_checkpoint
     from llmvs.datasets import read_annotations
     from llmvs.embeddings import load_video_embeddings, feature_matrix
-    from llmvs.train import _evaluator, fit_models, step_shots, validation_keys
+    from llmvs.train import _evaluator, fit_models, step_shots, training_targets, validation_keys
     from llmvs.evaluation import tvsum_user_summaries
     from llmvs.io import atomic_path, write_text
     from llmvs.shots import read_shots
@@ -157,7 +157,7 @@ def train_release(sources, cfg: TrainConfig, out, card, summary, *, run: str = "
 
     dev = device()
     mcfg = model_config(cfg, input_dim)
-    targets = {k: videos[k].gtscore for k in feats}
+    targets = {k: training_targets(videos[k], cfg.target) for k in feats}
     data = {"x": {k: torch.as_tensor(v, device=dev) for k, v in feats.items()},
             "y": {k: torch.as_tensor(v, device=dev) for k, v in targets.items()},
             "fit": fit_keys, "eval": {"val": val_keys},

@@ -19,6 +19,7 @@ from llmvs import LlmvsError
 AGGREGATORS = ("attention", "mlp")
 SELECTIONS = ("val_loss", "val_rho", "val_tau", "last", "test_rho", "shard_rho")
 LOSSES = ("mse", "pearson", "shot_pearson")
+TARGETS = ("gtscore", "users")
 METHODS = ("model", "ridge", "feature", "zero_shot", "zero_shot_expected", "random", "oracle")
 RUN_KEYS = ("method", "datasets", "embeddings", "reading")  # run keys that are neither training nor evaluation keys
 EVALUATION_KEYS = ("smooth_steps", "checkpoints")
@@ -84,6 +85,8 @@ class TrainConfig:
     augment: bool = False  # the augmented setting: the other benchmark's videos join every fitting set
     loss: str = "mse"  # parity: mean squared error; "pearson": 1 - correlation within each video (rank-like);
     # "shot_pearson": the same over the shots' mean scores, what SumMe's knapsack ranks (needs the shots)
+    target: str = "gtscore"  # parity: the mean importance; "users": the loss against each annotator's own
+    # labels at the steps (SumMe's binary summaries, TVSum's 1-5 scores), averaged: what the metrics compare with
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -99,9 +102,11 @@ class TrainConfig:
         if min(cfg.epochs, cfg.accumulate, cfg.ensemble, cfg.seeds, cfg.batch_videos, cfg.metrics_every) < 1:
             raise LlmvsError("epochs, accumulate, ensemble, seeds, batch_videos and metrics_every must be >= 1")
         for key, value, allowed in (("loss", cfg.loss, LOSSES), ("selection", cfg.selection, SELECTIONS),
-                                    ("aggregator", cfg.aggregator, AGGREGATORS)):
+                                    ("aggregator", cfg.aggregator, AGGREGATORS), ("target", cfg.target, TARGETS)):
             if value not in allowed:
                 raise LlmvsError(f"unknown {key} {value!r}: expected one of {', '.join(allowed)}")
+        if cfg.target == "users" and cfg.batch_videos > 1:
+            raise LlmvsError("target users trains one video a batch (batch_videos 1)")
         from llmvs.embeddings import check_feature_names
 
         check_feature_names(cfg.features)

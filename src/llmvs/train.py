@@ -2,7 +2,7 @@
 
 AdamW, cosine schedule, one video per step (gradient accumulation optional), fixed and recorded
 seeds; AMP (fp16) on CUDA. The loss is MSE against `gtscore` (the paper) or 1 - the correlation
-within each video (`loss: pearson`). `seeds` independent models are trained per split (the same
+within each video (`loss: pearson`), against `gtscore` or each annotator's own labels (`target: users`). `seeds` independent models are trained per split (the same
 validation videos, other initialisations), so a results row reports the spread that seeds alone
 cause. Model selection never looks at test videos: a deterministic validation subset is carved from
 the split's training keys (`val_seed`) and the checkpoint is chosen by validation loss (`val_loss`,
@@ -60,10 +60,27 @@ def member_seed(cfg: TrainConfig, split: int, seed: int, member: int) -> int:
     return cfg.seed + split + 1000 * (seed * cfg.ensemble + member)
 
 
+def training_targets(video, target: str = "gtscore") -> np.ndarray:
+    """What a model is fitted to at a video's steps: `gtscore` [T], or `users` [U, T]: each annotator's own
+    labels (SumMe: in that user's summary or not; TVSum: the 1-5 score), leaving out an annotator whose
+    labels do not vary over the steps (nothing to rank against)."""
+    if target == "gtscore":
+        return video.gtscore
+    labels = video.user_scores[:, video.picks] if video.dataset == "tvsum" else video.user_summaries[:, video.picks]
+    labels = labels.astype(np.float32)
+    labels = labels[labels.max(1) > labels.min(1)]
+    if not len(labels):
+        raise LlmvsError(f"{video.dataset} {video.key}: no annotator's labels vary over its steps (target users)")
+    return labels
+
+
 def _batch(tensors: list, targets: list):
-    """Pad videos to one length: (x [B, T, D], y [B, T], padding mask [B, T], True = padding)."""
+    """Pad videos to one length: (x [B, T, D], y [B, T], padding mask [B, T], True = padding). One video
+    with per-annotator targets [U, T] gives y and the mask [U, T]."""
     import torch
 
+    if targets[0].ndim == 2:
+        return tensors[0][None], targets[0], torch.zeros(targets[0].shape, dtype=torch.bool, device=targets[0].device)
     n = max(len(t) for t in targets)
     x = tensors[0].new_zeros(len(tensors), n, tensors[0].shape[-1])
     y = targets[0].new_zeros(len(targets), n)
@@ -116,10 +133,11 @@ def _evaluator(videos, feats, targets, shots, users, per_dataset=(), loss: str =
 
     from llmvs.evaluation import video_metrics
 
-    def video_loss(k, pred, y):  # the training loss of one unpadded video, in float64
-        pred, y = torch.as_tensor(pred, dtype=torch.float64)[None], torch.as_tensor(y, dtype=torch.float64)[None]
-        seg = [torch.as_tensor(step_shots(videos[k].picks, shots[k]))] if loss == "shot_pearson" else None
-        return float(video_losses(pred, y, torch.zeros_like(pred, dtype=torch.bool), loss, seg)[0])
+    def video_loss(k, pred, y):  # the training loss of one unpadded video, in float64 (mean over annotators)
+        y = torch.as_tensor(y, dtype=torch.float64).reshape(-1, len(pred))
+        pred = torch.as_tensor(pred, dtype=torch.float64)[None].expand(len(y), -1)
+        seg = [torch.as_tensor(step_shots(videos[k].picks, shots[k]))] * len(y) if loss == "shot_pearson" else None
+        return float(video_losses(pred, y, torch.zeros_like(pred, dtype=torch.bool), loss, seg).mean())
 
     def evaluate(model, keys, metrics=True):
         if not keys:
@@ -175,9 +193,12 @@ def _fit_member(cfg: TrainConfig, mcfg, seed: int, data: dict, evaluate, dev, de
             padded = len({len(data["y"][fit[j]]) for j in idx}) > 1
             with torch.autocast(dev.type, dtype=torch.float16, enabled=use_amp):
                 pred = model(x, pad if padded else None).float()
-            # each video's own loss, averaged over the videos (= batch of one, accumulated)
-            per_video = video_losses(pred, y, pad, cfg.loss, [data["shots"][fit[j]] for j in idx]
-                                     if cfg.loss == "shot_pearson" else None)
+            # each video's own loss, averaged over the videos (= batch of one, accumulated); per-annotator
+            # targets (one video, y [U, T]): its loss against each annotator, averaged
+            users = len(y) if cfg.target == "users" else 1
+            per_video = video_losses(pred.expand(len(y), -1), y, pad, cfg.loss, [data["shots"][fit[j]] for j in idx]
+                                     * users if cfg.loss == "shot_pearson" else None)
+            per_video = per_video.mean(0, keepdim=True) if users > 1 else per_video
             loss = per_video.mean()
             scaler.scale(loss / cfg.accumulate).backward()
             losses += per_video.detach().tolist()
@@ -244,7 +265,7 @@ def train_split(annotations, embeddings_dir, splits_file, split: int, cfg: Train
     eval_keys = {"val": val_keys, "test": tested}  # test videos only where the selection reads them
     needed = fit_keys + val_keys + eval_keys["test"]
     feats = {k: load_video_features(embeddings_dir, videos[k], cfg.features) for k in needed}
-    targets = {k: videos[k].gtscore for k in needed}
+    targets = {k: training_targets(videos[k], cfg.target) for k in needed}
     extra_keys = []
     if cfg.augment:  # the augmented setting: every video of the other benchmark joins the fitting set
         if not extra_annotations or not extra_embeddings_dir:
@@ -252,7 +273,7 @@ def train_split(annotations, embeddings_dir, splits_file, split: int, cfg: Train
         others = read_annotations(extra_annotations)
         for k, v in others.items():
             feats[f"{v.dataset}:{k}"] = load_video_features(extra_embeddings_dir, v, cfg.features)
-            targets[f"{v.dataset}:{k}"] = v.gtscore
+            targets[f"{v.dataset}:{k}"] = training_targets(v, cfg.target)
             extra_keys.append(f"{v.dataset}:{k}")
     shots, users = {}, {}
     if shots_dir:  # validation correlations are logged whatever the selection rule
