@@ -346,24 +346,27 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--prompt", required=True, help="user_prompt_pool.h5: the query states (column q)")
     s.add_argument("--gen", required=True, help="gen_pool.h5: the answer states (column a)")
     s.add_argument("--dataset", required=True, choices=["summe", "tvsum"])
-    s.add_argument("--keys", nargs="+", help="only these videos (video_N; default: every video)")
     s.add_argument("--llm", default="meta-llama/Llama-2-13b-chat-hf", help="the LLM recorded in the files' metadata")
     s.add_argument("--data-dir")
-    s.add_argument("--out-dir", required=True)
-    s.set_defaults(func=_import_states)
+    _embeddings_out(s, _import_states, "every video")
 
     s = sub.add_parser("h5-features", help="an eccv16 h5's GoogLeNet features -> embeddings/{video}.arrow "
                                            "(column googlenet)")
     s.add_argument("--h5", required=True, help="the eccv16 h5 (features: n_steps x 1024 GoogLeNet pool5)")
     s.add_argument("--annotations", required=True, help="annotations.parquet the groups are checked against")
-    s.add_argument("--keys", nargs="+", help="only these videos (video_N; default: every video of the annotations)")
-    s.add_argument("--out-dir", required=True)
-    s.set_defaults(func=_h5_features)
+    _embeddings_out(s, _h5_features, "every video of the annotations")
 
     from llmvs.cli_tools import add_parsers
 
     add_parsers(sub, smooth_help)
     return p
+
+
+def _embeddings_out(s, func, every: str) -> None:
+    """The arguments every importer of embeddings shares: which videos, where their files go."""
+    s.add_argument("--keys", nargs="+", help=f"only these videos (video_N; default: {every})")
+    s.add_argument("--out-dir", required=True, help="the embeddings folder: one {video}.arrow per video")
+    s.set_defaults(func=func)
 
 
 def _terminate(signum, frame):
