@@ -2,9 +2,9 @@
 
 AdamW, cosine schedule, one video per step (gradient accumulation optional), fixed and recorded
 seeds; AMP (fp16) on CUDA. The loss is MSE against `gtscore` (the paper) or 1 - the correlation
-within each video (`loss: pearson`), against `gtscore` or each annotator's own labels (`target: users`). `seeds` independent models are trained per split (the same
-validation videos, other initialisations), so a results row reports the spread that seeds alone
-cause. Model selection never looks at test videos: a deterministic validation subset is carved from
+within each video (`loss: pearson`); `target: users` takes it against each annotator's own labels
+instead, averaged. `seeds` independent models are trained per split (the same validation videos,
+other initialisations), so a results row reports the spread that seeds alone cause. Model selection never looks at test videos: a deterministic validation subset is carved from
 the split's training keys (`val_seed`) and the checkpoint is chosen by validation loss (`val_loss`,
 the default), validation correlation (`val_rho`, `val_tau`) or simply the last epoch (`last`). The
 paper's protocol (`test_rho`: the epoch with the best *test* rho; `shard_rho`: the same over the
@@ -195,10 +195,9 @@ def _fit_member(cfg: TrainConfig, mcfg, seed: int, data: dict, evaluate, dev, de
                 pred = model(x, pad if padded else None).float()
             # each video's own loss, averaged over the videos (= batch of one, accumulated); per-annotator
             # targets (one video, y [U, T]): its loss against each annotator, averaged
-            users = len(y) if cfg.target == "users" else 1
+            rows = len(y) // len(pred)  # target rows per video: 1, or its annotators
             per_video = video_losses(pred.expand(len(y), -1), y, pad, cfg.loss, [data["shots"][fit[j]] for j in idx]
-                                     * users if cfg.loss == "shot_pearson" else None)
-            per_video = per_video.mean(0, keepdim=True) if users > 1 else per_video
+                                     * rows if cfg.loss == "shot_pearson" else None).reshape(len(pred), rows).mean(1)
             loss = per_video.mean()
             scaler.scale(loss / cfg.accumulate).backward()
             losses += per_video.detach().tolist()
