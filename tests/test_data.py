@@ -39,6 +39,19 @@ def test_tvsum_ground_truth(tvsum):
     assert v.user_scores.min() == 1 and v.user_scores.max() == 5
     assert v.gtscore.min() == 0 and v.gtscore.max() == 1
     assert sum(x.n_frames for x in tvsum.values()) == 352_353
+    with gzip.open(DATA / "tvsum" / "ydata-tvsum50-anno.tsv.gz", "rt") as f:  # parsed apart, in plain Python
+        total = sum(int(x) for line in f for x in line.rstrip("\n").split("\t")[2].split(","))
+    assert sum(int(x.user_scores.sum(dtype=np.int64)) for x in tvsum.values()) == total
+
+
+@pytest.mark.parametrize("bad", ["1,2,x,4", "1,2,,4", "1,2,7,4"])
+def test_tvsum_score_that_is_not_1_to_5_names_the_line(tmp_path, bad):
+    from llmvs.datasets import _tvsum_annotations
+
+    path = tmp_path / "anno.tsv"
+    path.write_text(f"AwmHb44_ouw\tVT\t1,2,3,4\nAwmHb44_ouw\tVT\t{bad}\n")
+    with pytest.raises(LlmvsError, match=r"anno.tsv: line 2 \(AwmHb44_ouw\) holds a score that is not an integer"):
+        _tvsum_annotations(path)
 
 
 @pytest.mark.parametrize("name", ["summe", "tvsum"])

@@ -123,9 +123,15 @@ def _tvsum_annotations(path: Path) -> dict[str, np.ndarray]:
     opener = gzip.open if path.suffix == ".gz" else open
     rows: dict[str, list[np.ndarray]] = {}
     with opener(_require(path), "rt") as f:
-        for line in f:
+        for n, line in enumerate(f, 1):
             vid, _category, scores = line.rstrip("\n").split("\t")
-            rows.setdefault(vid, []).append(np.array(scores.split(","), dtype=np.uint8))
+            try:
+                row = np.fromstring(scores, dtype=np.int64, sep=",")  # 5x faster than a list of str
+            except ValueError:
+                row = np.zeros(0)
+            if row.size != scores.count(",") + 1 or not ((row >= 1) & (row <= 5)).all():
+                raise LlmvsError(f"{path}: line {n} ({vid}) holds a score that is not an integer from 1 to 5")
+            rows.setdefault(vid, []).append(row.astype(np.uint8))
     return {vid: np.stack(r) for vid, r in rows.items()}
 
 
