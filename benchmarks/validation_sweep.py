@@ -39,6 +39,8 @@ OPTIONS = {
     "headline + encoder": (["llm", "minilm"], {**HEADLINE, "features": ["qa", "minilm:q_text", "minilm:c"]}, 12, None),
     "headline + encoder + title": (["llm", "minilm"], {**HEADLINE, "features": [
         "qa", "minilm:q_text", "minilm:c", "title_sim", "title_sim_max"]}, 12, None),
+    # the LLM's states under the title-conditioned prompt (presets/title-prompt.yaml writes them)
+    "headline, title prompt": ("smollm2_title", HEADLINE, 12, ["tvsum"]),
     "headline, shot loss": ("llm", {**HEADLINE, "loss": "shot_pearson"}, 12, ["summe"]),
     "headline, users target": ("llm", {**HEADLINE, "target": "users"}, 12, None),
     "encoder q_text+c, shot loss": ("minilm", {**HEADLINE, "features": ["q_text", "c"], "loss": "shot_pearson"}, 12,

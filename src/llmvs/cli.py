@@ -163,6 +163,11 @@ def _h5_features(a):
     print(f"{a.out_dir}: {len(written)} embeddings file(s) (column googlenet)")
 
 
+def _benchmark_video_args(s: argparse.ArgumentParser, annotations_help: str, video_help: str) -> None:
+    s.add_argument("--annotations", help=f"annotations.parquet ({annotations_help})")
+    s.add_argument("--video", help=video_help)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from llmvs.llm import DTYPES
     from llmvs.llm_stage import PATHS, PROMPTS_DEFAULTS
@@ -190,8 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--h5", help="an eccv16 h5: the video's change_points (checked against --annotations)")
     src.add_argument("--captions", help="captions Parquet: TF-IDF caption features")
     src.add_argument("--frames", help="frames Parquet: colour-histogram features")
-    s.add_argument("--annotations", help="annotations.parquet (n_frames/fps of a benchmark video)")
-    s.add_argument("--video", help="video key inside --annotations")
+    _benchmark_video_args(s, "n_frames/fps of a benchmark video", "video key inside --annotations")
     s.add_argument("--shot-seconds", type=float, default=SHOT_SECONDS, help="detected shots: one per this many seconds")
     s.add_argument("--min-shot-seconds", type=float, default=MIN_SHOT_SECONDS)
     s.add_argument("--out", required=True)
@@ -206,10 +210,10 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("captions", help="one caption per sampled frame -> captions/{captioner}/{video}.parquet")
     s.add_argument("--backend", required=True, choices=["import", "transformers", "vllm"])
     s.add_argument("--frames", help="frames Parquet (model backends; import: gives the picks)")
-    s.add_argument("--annotations", help="annotations.parquet (import for a benchmark video)")
-    s.add_argument("--video", help="video key (benchmark) or caption-file key")
+    _benchmark_video_args(s, "import for a benchmark video", "video key (benchmark) or caption-file key")
     s.add_argument("--source", help="import: caption JSON (shipped format) or CSV frame_index,caption")
-    s.add_argument("--model", help="local model folder (transformers / vllm)")
+    s.add_argument("--model", help="transformers / vllm: a hub id org/name[@revision] prepared with "
+                                   "`llmvs models prepare`, or a local model folder")
     s.add_argument("--captioner", help="captioner id stored in the file (default: source or model name)")
     s.add_argument("--batch-size", type=int, default=8)
     s.add_argument("--out", required=True)
@@ -218,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("prompts", help="LLM window scoring + hidden states -> embeddings/.../{video}.arrow")
     s.add_argument("--captions", nargs="+", required=True, help="captions Parquet file(s)")
     s.add_argument("--out", nargs="+", required=True, help="one .arrow per captions file")
-    s.add_argument("--llm", default="smollm2", help="'smollm2' (shipped) or a local HF model folder")
+    s.add_argument("--llm", default="smollm2", help="'smollm2' (shipped), a prepared hub id or a local model folder")
     s.add_argument("--dataset", help="benchmark of these videos (chooses the other one's exemplars)")
     s.add_argument("--exemplars", default="auto", help="auto | summe | tvsum | none | exemplars.json")
     s.add_argument("--seed", type=int, default=0, help="exemplar seed")
