@@ -120,6 +120,18 @@ def test_paper_preset_names_what_to_set_then_plans_the_model_rule(tmp_path):
     assert "results/summaries/blip/smollm2/summary.csv" in out  # the embedded default beside it
 
 
+def test_title_prompt_preset_runs_the_llm_rows_under_both_prompts():
+    rc, out = snakemake(ROOT, "-n", "-p", "--nolock", "--configfile", "presets/title-prompt.yaml",
+                        "--workflow-profile", "none")
+    assert rc == 0, out[-2000:]
+    prompts = [line for line in out.splitlines() if line.startswith("Shell command: llmvs prompts ")]
+    titled = [line for line in prompts if "--title-prompt" in line]
+    assert len(prompts) == 100 and len(titled) == 50, (len(prompts), len(titled))
+    assert all("/smollm2_title/" in line for line in titled) and all("/tvsum/" in line for line in prompts)
+    assert "results/tvsum/runs/blip/smollm2_title/llmvs/split4/metrics.csv" in out
+    assert "runs/blip/smollm2_title/tfidf/" not in out  # rows without LLM states are read once, not per prompt
+
+
 def test_runs_from_another_working_directory(tmp_path):
     rc, out = snakemake(tmp_path, "-n", "--nolock", "--snakefile", str(ROOT / "Snakefile"), "--workflow-profile", "none")
     assert rc == 0 and "combine_settings" in out, out[-2000:]
