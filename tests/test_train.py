@@ -352,3 +352,24 @@ def test_features_from_two_sources_that_share_a_column_name(tmp_path, summe):
     np.testing.assert_array_equal(x, np.concatenate([np.maximum(llm["q"], llm["a"]), enc["q_text"]], axis=1))
     plain = load_video_features([tmp_path / "smollm2", tmp_path / "minilm"], v, ["q_text"])
     np.testing.assert_array_equal(plain, llm["q_text"])  # unqualified: the first source that has it
+
+
+def test_patience_stops_where_the_full_runs_validation_loss_says_with_the_same_epochs(tiny_benchmark, tmp_path):
+    keys = {"epochs": 8, "lr": 3e-2, "seeds": 2}
+    _train(tiny_benchmark, 0, tmp_path / "full", **keys)
+    early = _train(tiny_benchmark, 0, tmp_path / "early", patience=2, **keys)
+    log_full = pd.read_csv(tmp_path / "full" / "train_log.csv")
+    log_early = pd.read_csv(tmp_path / "early" / "train_log.csv")
+    stops = []
+    for seed in (0, 1):
+        v = log_full[log_full.seed == seed].val_loss.to_numpy()
+        stop = next(e for e in range(1, len(v) + 1) if e - 1 - int(np.argmin(v[:e])) >= 2 or e == len(v))
+        rows = log_early[log_early.seed == seed]
+        assert rows.epoch.max() == stop  # where the full run's losses say, with the same epochs before it
+        pd.testing.assert_frame_equal(rows.reset_index(drop=True),
+                                      log_full[log_full.seed == seed].head(stop).reset_index(drop=True))
+        assert early["seeds"][seed]["selected_epoch"] == [int(np.argmin(v[:stop])) + 1]
+        stops.append(stop)
+    assert min(stops) < 8  # a model did stop early
+    with pytest.raises(LlmvsError, match="patience 2 needs an integer >= 1 and selection val_loss"):
+        TrainConfig.from_dict({"patience": 2, "selection": "val_rho"})

@@ -76,6 +76,9 @@ class TrainConfig:
     accumulate: int = 1
     val_fraction: float = 0.2
     val_seed: int = 1112  # draws each split's validation videos (+ split), whatever the models' seeds
+    patience: int | None = None  # stop a model once its validation loss has not improved for this many epochs
+    # (selection val_loss; None = every epoch). The epochs before the stop are the same, so the selected
+    # checkpoint changes only where the best epoch came later (benchmarks/early_stopping.py)
     selection: str = "val_loss"  # parity: the authors pick the best *test* rho (test_rho; on rank 0's shard: shard_rho)
     seed: int = 1112  # the first model's initialisation and video order (+ split)
     seeds: int = 1  # independent models per split (seed, seed + 1, ...), each scored on its own
@@ -105,6 +108,9 @@ class TrainConfig:
                                     ("aggregator", cfg.aggregator, AGGREGATORS), ("target", cfg.target, TARGETS)):
             if value not in allowed:
                 raise LlmvsError(f"unknown {key} {value!r}: expected one of {', '.join(allowed)}")
+        if cfg.patience is not None and (cfg.patience < 1 or cfg.selection != "val_loss"):
+            raise LlmvsError(f"patience {cfg.patience} needs an integer >= 1 and selection val_loss "
+                             f"(not {cfg.selection})")
         if cfg.target == "users" and cfg.batch_videos > 1:
             raise LlmvsError("target users trains one video a batch (batch_videos 1)")
         from llmvs.embeddings import check_feature_names

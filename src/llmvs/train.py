@@ -220,6 +220,8 @@ def _fit_member(cfg: TrainConfig, mcfg, seed: int, data: dict, evaluate, dev, de
         if best is None or key > best:
             best, selected = key, epoch
             best_state = {n: p.detach().cpu().clone() for n, p in model.state_dict().items()}
+        if cfg.patience is not None and epoch - selected >= cfg.patience:
+            break
     return best_state, selected, log
 
 
