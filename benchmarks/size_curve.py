@@ -1,11 +1,13 @@
 """The size curve's table: τ / ρ of runs that read the same captions through models of different sizes.
 
     python benchmarks/size_curve.py results/summary.csv --run encoder=minilm --run encoder_mpnet=mpnet \
-        --run llmvs=smollm2 --out benchmarks/results-cpu2/size-curve.csv
+        --run llmvs=smollm2 --run llmvs@qwen2_5_coder_0_5b=models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf \
+        --out benchmarks/results-cpu2/size-curve.csv
 
-Each `--run RUN=SPEC` names a results row and the model whose features it reads (a sentence encoder
-spec of llmvs.encoders, or an LLM spec of llmvs.model_store); the parameters are counted from the
-model's own safetensors headers (no weights are loaded).
+Each `--run RUN[@LLM]=SPEC` names a results row (of the setting whose `llm` column is LLM, default
+smollm2) and the model whose features it reads (a sentence encoder spec of llmvs.encoders, or an LLM
+spec of llmvs.model_store); the parameters are counted from the model's own safetensors headers (no
+weights are loaded).
 """
 
 from __future__ import annotations
@@ -48,15 +50,17 @@ def main() -> int:
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("summary", help="summary.csv of `llmvs aggregate`")
-    p.add_argument("--run", action="append", required=True, metavar="RUN=SPEC")
+    p.add_argument("--run", action="append", required=True, metavar="RUN[@LLM]=SPEC")
     p.add_argument("--out", required=True)
     a = p.parse_args()
     summary = pd.read_csv(a.summary)
     rows = []
     for item in a.run:
         run, _, spec = item.partition("=")
+        run, _, llm = run.partition("@")
         folder = model_folder(spec)
-        for r in summary[(summary.row == run) & (summary.source == "measured")].itertuples():
+        for r in summary[(summary.row == run) & (summary.llm == (llm or "smollm2"))
+                         & (summary.source == "measured")].itertuples():
             rows.append({"run": run, "model": spec, "parameters": parameter_count(folder), "dataset": r.dataset,
                          "tau": r.tau_mean, "tau_split_std": r.tau_std, "tau_seed_std": r.tau_seed_std,
                          "rho": r.rho_mean, "n_seeds": r.n_seeds})

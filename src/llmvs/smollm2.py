@@ -28,18 +28,7 @@ def smollm2_dir() -> Path:
 
 
 def convert_smollm2(out: Path) -> None:
-    """Dequantise the GGUF and save it as an ordinary fp32 safetensors model folder in `out`
-    (llmvs.model_store publishes that folder atomically)."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
+    """Dequantise the shipped GGUF into an ordinary float32 safetensors folder in `out`."""
+    from llmvs.gguf import convert_gguf
 
-    src = smollm2_dir()
-    tok = AutoTokenizer.from_pretrained(src, gguf_file=SMOLLM2_GGUF)
-    model = AutoModelForCausalLM.from_pretrained(src, gguf_file=SMOLLM2_GGUF, dtype=torch.float32)
-    cfg = model.config
-    if hasattr(cfg, "quantization_config"):  # a GGUF-loaded model refuses save_pretrained otherwise
-        del cfg.quantization_config
-    plain = LlamaForCausalLM(cfg)
-    plain.load_state_dict(model.state_dict())
-    plain.save_pretrained(out)
-    tok.save_pretrained(out)
+    convert_gguf(smollm2_dir() / SMOLLM2_GGUF, out)
