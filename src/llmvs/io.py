@@ -123,6 +123,15 @@ def table_metadata(table: pa.Table) -> dict:
     return out
 
 
+def concatenate(parts, out) -> None:
+    """Write the files `parts` one after another into `out` (a file split across packages), in blocks."""
+    with open(out, "wb") as w:
+        for part in parts:
+            with open(part, "rb") as r:
+                while block := r.read(1 << 24):
+                    w.write(block)
+
+
 def file_sha256(path) -> str:
     """The sha256 of a file's bytes, read in blocks (model weights run to gigabytes)."""
     import hashlib
