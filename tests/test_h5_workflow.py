@@ -257,8 +257,10 @@ def test_official_states_and_h5_run_every_stage(finished_h5_run):
 
     ckpt = torch.load(wf / "results/summe/runs/authors/official/text_vision/split0/model.pt", weights_only=False)
     assert ckpt["model_config"]["input_dim"] == STATES_DIM + 1024
-    ckpt = torch.load(wf / "results/summe/runs/authors/official/qa_as_authors/split0/model.pt", weights_only=False)
-    assert ckpt["selection"] == "shard_rho"
+    # qa_as_authors has qa's training keys: qa's one training kept its shard_rho epochs too
+    assert not (wf / "results/summe/runs/authors/official/qa_as_authors/split0/model.pt").exists()
+    ckpt = torch.load(wf / "results/summe/runs/authors/official/qa/split0/model.pt", weights_only=False)
+    assert ckpt["selection"] == "val_loss" and list(ckpt["also_selected"]) == ["shard_rho"]
     assert ckpt["feature_schema"]["source"] == "results/summe/embeddings/authors/official"
     rc, out = snakemake(wf, "-n", "--cores", "2", "--configfile", "presets/official-states.yaml", "override.yaml")
     assert rc == 0 and "Nothing to be done" in out
@@ -289,6 +291,67 @@ def test_shard_rho_selects_the_epoch_with_the_best_rank0_test_rho(tiny_benchmark
     assert [r["video"] for r in rows] == ["video_12"]
     # the shard's rho at the selected epoch is the one the log recorded (no smoothing)
     assert rows[0]["rho"] == pytest.approx(log.test_rho.max(), abs=1e-6)
+
+
+def test_one_training_keeps_the_shard_rho_models_a_training_of_its_own_would(tiny_benchmark, tmp_path):
+    """`also_select`: the as_authors reading of a run needs no second training — the same seeds pass
+    through the same epochs, so the shard_rho models kept beside the val_loss ones are identical."""
+    import torch
+
+    from llmvs.checkpoints import load_scorers
+    from llmvs.run_config import TrainConfig
+    from llmvs.scoring import evaluate_split
+    from llmvs.train import train_split
+
+    splits = [{"train_keys": ["video_11", "video_18", "video_8"], "test_keys": ["video_12", "video_19"]}]
+    (tmp_path / "splits.json").write_text(json.dumps(splits))
+    root, keys = tiny_benchmark, {"d_model": 16, "dim_feedforward": 32, "epochs": 6, "lr": 3e-2, "seeds": 2}
+
+    def train(out, also=(), **more):
+        return train_split(root / "annotations.parquet", root / "emb", tmp_path / "splits.json", 0,
+                           TrainConfig.from_dict({**keys, **more}), tmp_path / out, shots_dir=root / "shots",
+                           also_select=also)
+
+    both, alone, own = train("both", ("shard_rho",)), train("alone"), train("own", selection="shard_rho")
+    for kept, separate in ((both["seeds"], alone["seeds"]), (both["also_selected"]["shard_rho"], own["seeds"])):
+        for a, b in zip(kept, separate):
+            assert a["selected_epoch"] == b["selected_epoch"]
+            assert all(torch.equal(a["state_dicts"][0][n], b["state_dicts"][0][n]) for n in b["state_dicts"][0])
+    assert both["seeds"][0]["selected_epoch"] != both["also_selected"]["shard_rho"][0]["selected_epoch"] or \
+        both["seeds"][1]["selected_epoch"] != both["also_selected"]["shard_rho"][1]["selected_epoch"]
+    selection = json.loads((tmp_path / "both" / "selection.json").read_text())
+    assert selection["also_selected"]["shard_rho"] == [e for s in own["seeds"] for e in s["selected_epoch"]]
+    for out, model in (("ev_both", "both"), ("ev_own", "own")):
+        evaluate_split(root / "annotations.parquet", tmp_path / "splits.json", 0, "model", tmp_path / out,
+                       embeddings_dir=root / "emb", model_path=tmp_path / model / "model.pt",
+                       shots_dir=root / "shots", reading="as_authors")
+    assert (tmp_path / "ev_both" / "metrics.csv").read_text() == (tmp_path / "ev_own" / "metrics.csv").read_text()
+    with pytest.raises(LlmvsError, match=r"alone/model.pt: no models selected by shard_rho \(it holds val_loss; "
+                                         r"train with --also-select shard_rho\)"):
+        load_scorers(tmp_path / "alone" / "model.pt", "shard_rho")
+    with pytest.raises(LlmvsError, match="selections test_rho and shard_rho read different test videos"):
+        train("bad", ("shard_rho",), selection="test_rho")
+
+
+def test_an_as_authors_run_reads_the_training_of_the_run_with_its_keys():
+    from llmvs.workflow import also_select, training_run
+
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    for ds in ("summe", "tvsum"):
+        assert training_run(config, ds, "as_authors") == "llmvs"  # `<<: *headline` + reading as_authors
+        assert also_select(config, ds, "llmvs") == ["shard_rho"]
+        assert [r for r in config["runs"] if also_select(config, ds, r)] == ["llmvs"]
+        assert training_run(config, ds, "tfidf") == "tfidf" and training_run(config, ds, "random_as_authors") == \
+            "random_as_authors"
+    config["runs"]["as_authors"]["epochs"] = 10  # other keys: a training of its own
+    assert training_run(config, "tvsum", "as_authors") == "as_authors" and also_select(config, "tvsum", "llmvs") == []
+    config["runs"]["as_authors"] = {"reading": "as_authors"}  # the default keys, which `qa` has
+    assert training_run(config, "tvsum", "as_authors") == "qa" and also_select(config, "tvsum", "qa") == ["shard_rho"]
+    config["runs"] = {"qa_test_rho": {"selection": "test_rho"}, **config["runs"]}  # chosen on test videos: not
+    assert training_run(config, "tvsum", "as_authors") == "qa"
+    config["runs"]["qa"]["datasets"] = ["summe"]  # qa not trained on TVSum: as_authors trains there itself
+    assert training_run(config, "tvsum", "as_authors") == "as_authors"
+    assert training_run(config, "summe", "as_authors") == "qa"
 
 
 def test_as_authors_random_equals_evaluate_scores(tmp_path, summe):

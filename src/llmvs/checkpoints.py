@@ -71,9 +71,10 @@ def save_checkpoint(ckpt: dict) -> bytes:
     return buf.getvalue()
 
 
-def load_scorers(path):
+def load_scorers(path, selection: str | None = None):
     """(one model per trained seed, in eval mode — the mean of its members where it has several —,
-    checkpoint)."""
+    checkpoint). `selection`: the models a rule other than the run's own chose in the same training
+    (kept with `llmvs train --also-select`); None or the run's own rule: the run's models."""
     import torch
 
     from llmvs.aggregator import Ensemble, GlobalAggregator, ModelConfig
@@ -84,8 +85,15 @@ def load_scorers(path):
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
         config = ModelConfig(**ckpt["model_config"])
+        entries = ckpt["seeds"]
+        if selection not in (None, ckpt["selection"]):
+            kept = ckpt.get("also_selected", {})
+            if selection not in kept:
+                raise LlmvsError(f"{path}: no models selected by {selection} (it holds {', '.join([ckpt['selection'], *kept])}; "
+                                 f"train with --also-select {selection})")
+            entries = kept[selection]
         models = []
-        for trained in ckpt["seeds"]:
+        for trained in entries:
             members = []
             for state in trained["state_dicts"]:
                 m = GlobalAggregator(config)

@@ -98,7 +98,7 @@ def _train(a):
     cfg = _run_config(a.run_config)
     dirs = a.embeddings_dir[0] if len(a.embeddings_dir) == 1 else a.embeddings_dir
     train_split(a.annotations, dirs, a.splits, a.split, cfg, a.out_dir, a.shots_dir, a.threads,
-                a.extra_annotations, a.extra_embeddings_dir)
+                a.extra_annotations, a.extra_embeddings_dir, a.also_select)
 
 
 def _ridge(a):
@@ -166,7 +166,7 @@ def _h5_features(a):
 def build_parser() -> argparse.ArgumentParser:
     from llmvs.llm import DTYPES
     from llmvs.llm_stage import PATHS, PROMPTS_DEFAULTS
-    from llmvs.run_config import AUTHORS_EVALUATIONS, METHODS, READINGS
+    from llmvs.run_config import AUTHORS_EVALUATIONS, METHODS, READINGS, SELECTIONS
     from llmvs.shots import MIN_SHOT_SECONDS, SHOT_SECONDS
     from llmvs.summarize import DEFAULT_CAPTIONER
 
@@ -266,6 +266,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--shots-dir", help="shots of the videos (needed for val_rho/test_rho selection on SumMe)")
     s.add_argument("--extra-annotations", help="augment: annotations.parquet of the other benchmark")
     s.add_argument("--extra-embeddings-dir", help="augment: the other benchmark's embeddings folder")
+    s.add_argument("--also-select", nargs="+", default=[], choices=SELECTIONS, metavar="RULE",
+                   help="also keep the models these selection rules choose in the same training (e.g. "
+                        "shard_rho, read by `evaluate --reading as_authors`)")
     s.add_argument("--threads", type=int)
     s.add_argument("--out-dir", required=True)
     s.set_defaults(func=_train)

@@ -166,7 +166,8 @@ def train_release(sources, cfg: TrainConfig, out, card, summary, *, run: str = "
         raise LlmvsError("loss shot_pearson needs every benchmark's shots (--shots-dir)")
     evaluate = _evaluator(videos, feats, targets, shots, users, per_dataset=list(counts), loss=cfg.loss)
     one = replace(cfg, seeds=1)  # the shipped scorer is one model (of `ensemble` members)
-    trained, log = fit_models(one, mcfg, data, evaluate, dev, 0, f"release {run}")
+    kept, log = fit_models(one, mcfg, data, evaluate, dev, 0, f"release {run}")
+    trained = kept[cfg.selection]
     selected = trained[0]["selected_epoch"]
     chosen = [next(r for r in log if r["member"] == m and r["epoch"] == e) for m, e in enumerate(selected)]
     ckpt = {"format": SCORER_FORMAT, "seeds": trained, "model_config": mcfg.to_dict(),

@@ -18,6 +18,7 @@ from llmvs import LlmvsError
 
 AGGREGATORS = ("attention", "mlp")
 SELECTIONS = ("val_loss", "val_rho", "val_tau", "last", "test_rho", "shard_rho")
+TEST_SELECTIONS = ("test_rho", "shard_rho")  # the rules that read test videos (for comparison only)
 LOSSES = ("mse", "pearson", "shot_pearson")
 TARGETS = ("gtscore", "users")
 METHODS = ("model", "ridge", "feature", "zero_shot", "zero_shot_expected", "random", "oracle")

@@ -12,8 +12,9 @@ Writes `scores.parquet` (video, seed, frame_index, score) and `metrics.csv` (vid
 tau, rho, f1; `seed` numbers the models of a checkpoint trained with several seeds).
 
 `reading="as_authors"` reads a split as the published numbers most likely were (official-protocol
-§8.2): only the rank-0 shard of its test videos is scored, and `random` is the best of `checkpoints`
-seeded draws by the shard's rho (llmvs.score_files.best_random_draw), as a checkpoint chosen on it.
+§8.2): only the rank-0 shard of its test videos is scored, a trained model is the one its training kept
+by that shard's rho (selection shard_rho), and `random` is the best of `checkpoints` seeded draws by
+the shard's rho (llmvs.score_files.best_random_draw), as a checkpoint chosen on it.
 """
 
 from __future__ import annotations
@@ -88,7 +89,8 @@ def evaluate_split(annotations, splits_file, split: int, method: str, out_dir, *
         raise LlmvsError(f"evaluate --method {method} needs --embeddings-dir")
     models, ckpt = [None], None
     if method == "model":
-        models, ckpt = load_scorers(model_path)
+        # the as_authors reading of a trained run is its epoch with the best rho on the rank-0 shard
+        models, ckpt = load_scorers(model_path, "shard_rho" if reading == "as_authors" else None)
         leaked = sorted(set(ckpt.get("fit_keys", [])) & set(test_keys))
         if leaked:
             raise LlmvsError(f"{model_path}: trained on test videos {leaked[:5]}")

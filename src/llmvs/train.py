@@ -9,10 +9,13 @@ the split's training keys (`val_seed`) and the checkpoint is chosen by validatio
 the default), validation correlation (`val_rho`, `val_tau`) or simply the last epoch (`last`). The
 paper's protocol (`test_rho`: the epoch with the best *test* rho; `shard_rho`: the same over the
 rank-0 shard only, the authors' reading, llmvs.score_files.rank0_shard) exists only for comparison, and
-its rows are labelled as such.
+its rows are labelled as such. `also_select` keeps, from the same training, the epochs another rule
+would choose (the seeds give the same trajectory whatever the rule, so the as_authors reading of a run
+needs no second training); their test correlations are then logged too, and never select the model's
+own epoch.
 
-Writes `model.pt` (llmvs.checkpoints: one model per seed, model config, feature schema, selection),
-`train_log.csv` and `train_curve.png`.
+Writes `model.pt` (llmvs.checkpoints: one model per seed, model config, feature schema, selection, and
+under `also_selected` the models of each `also_select` rule), `train_log.csv` and `train_curve.png`.
 
     llmvs train --annotations A --embeddings-dir E --splits S --split 0 --run-config run.json --out-dir D
 """
@@ -160,8 +163,16 @@ def _evaluator(videos, feats, targets, shots, users, per_dataset=(), loss: str =
     return evaluate
 
 
-def _fit_member(cfg: TrainConfig, mcfg, seed: int, data: dict, evaluate, dev, desc: str):
-    """Train one model; returns (selected state dict, selected epoch, log rows)."""
+def selection_key(selection: str, row: dict, epoch: int) -> float:
+    """How an epoch's log row ranks under a selection rule (higher is better)."""
+    return {"val_loss": -row.get("val_loss", 0.0), "val_rho": row.get("val_rho", 0.0),
+            "val_tau": row.get("val_tau", 0.0), "test_rho": row.get("test_rho", 0.0),
+            "shard_rho": row.get("test_rho", 0.0), "last": epoch}[selection]
+
+
+def _fit_member(cfg: TrainConfig, mcfg, seed: int, data: dict, evaluate, dev, desc: str, also_select=()):
+    """Train one model; returns ({rule: (selected state dict, selected epoch)} for `cfg.selection` and each
+    of `also_select`, log rows)."""
     import torch
     from tqdm import tqdm
 
@@ -178,7 +189,8 @@ def _fit_member(cfg: TrainConfig, mcfg, seed: int, data: dict, evaluate, dev, de
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     order_rng = np.random.default_rng(seed)
     fit = list(data["fit"])
-    log, best, best_state, selected = [], None, None, 0
+    rules = (cfg.selection, *also_select)
+    log, best, kept = [], dict.fromkeys(rules), {}
     for epoch in tqdm(range(1, cfg.epochs + 1), desc=desc, unit="epoch", mininterval=5):
         model.train()
         losses = []
@@ -210,45 +222,52 @@ def _fit_member(cfg: TrainConfig, mcfg, seed: int, data: dict, evaluate, dev, de
         sched.step()
         row = {"epoch": epoch, "lr": opt.param_groups[0]["lr"], "train_loss": float(np.mean(losses))}
         # correlations cost more than the loss: every `metrics_every` epochs unless they select the epoch
-        metrics = cfg.selection not in ("val_loss", "last") or epoch % cfg.metrics_every == 0 or epoch == cfg.epochs
+        metrics = any(r not in ("val_loss", "last") for r in rules) or epoch % cfg.metrics_every == 0 \
+            or epoch == cfg.epochs
         for part, keys in data["eval"].items():
             row.update({f"{part}_{m}": v for m, v in evaluate(model, keys, metrics).items()})
         log.append(row)
-        key = {"val_loss": -row.get("val_loss", 0.0), "val_rho": row.get("val_rho", 0.0),
-               "val_tau": row.get("val_tau", 0.0), "test_rho": row.get("test_rho", 0.0),
-               "shard_rho": row.get("test_rho", 0.0), "last": epoch}[cfg.selection]
-        if best is None or key > best:
-            best, selected = key, epoch
-            best_state = {n: p.detach().cpu().clone() for n, p in model.state_dict().items()}
-        if cfg.patience is not None and epoch - selected >= cfg.patience:
+        for rule in rules:
+            key = selection_key(rule, row, epoch)
+            if best[rule] is None or key > best[rule]:
+                best[rule] = key
+                kept[rule] = ({n: p.detach().cpu().clone() for n, p in model.state_dict().items()}, epoch)
+        if cfg.patience is not None and epoch - kept[cfg.selection][1] >= cfg.patience:
             break
-    return best_state, selected, log
+    return kept, log
 
 
-def fit_models(cfg: TrainConfig, mcfg, data: dict, evaluate, dev, split: int, desc: str):
-    """Train `cfg.seeds` models of `cfg.ensemble` members each: (checkpoint entries, log rows)."""
-    trained, log = [], []
+def fit_models(cfg: TrainConfig, mcfg, data: dict, evaluate, dev, split: int, desc: str, also_select=()):
+    """Train `cfg.seeds` models of `cfg.ensemble` members each: ({rule: checkpoint entries} for
+    `cfg.selection` and each of `also_select`, log rows)."""
+    trained, log = {rule: [] for rule in (cfg.selection, *also_select)}, []
     for s in range(cfg.seeds):
-        states, selected = [], []
+        members = []
         for member in range(cfg.ensemble):
             name = desc + (f" seed {s}" if cfg.seeds > 1 else "") + (f" member {member}" if cfg.ensemble > 1 else "")
-            state, epoch, rows = _fit_member(cfg, mcfg, member_seed(cfg, split, s, member), data, evaluate, dev, name)
-            states.append(state)
-            selected.append(epoch)
+            kept, rows = _fit_member(cfg, mcfg, member_seed(cfg, split, s, member), data, evaluate, dev, name,
+                                     also_select)
+            members.append(kept)
             log += [{"seed": s, "member": member, **r} for r in rows]
-        trained.append({"seed": member_seed(cfg, split, s, 0), "state_dicts": states, "selected_epoch": selected})
+        for rule, entries in trained.items():
+            entries.append({"seed": member_seed(cfg, split, s, 0), "state_dicts": [m[rule][0] for m in members],
+                            "selected_epoch": [m[rule][1] for m in members]})
     return trained, log
 
 
 def train_split(annotations, embeddings_dir, splits_file, split: int, cfg: TrainConfig, out_dir,
-                shots_dir=None, threads: int | None = None, extra_annotations=None, extra_embeddings_dir=None) -> dict:
-    """Fit `cfg.seeds` models on one split; `extra_*`: the other benchmark (augment: true)."""
+                shots_dir=None, threads: int | None = None, extra_annotations=None, extra_embeddings_dir=None,
+                also_select=()) -> dict:
+    """Fit `cfg.seeds` models on one split; `extra_*`: the other benchmark (augment: true); `also_select`:
+    selection rules whose models are kept beside the run's own (llmvs.checkpoints.load_scorers reads them)."""
     import pandas as pd
     import torch
 
     from llmvs.datasets import read_annotations
     from llmvs.embeddings import load_video_features
     from llmvs.io import atomic_path, read_splits, write_text
+    from llmvs.run_config import SELECTIONS
+    from llmvs.score_files import rank0_shard
     from llmvs.shots import read_shots
 
     if threads:
@@ -260,10 +279,17 @@ def train_split(annotations, embeddings_dir, splits_file, split: int, cfg: Train
         raise LlmvsError(f"{annotations}: split {split} names unknown videos {missing[:5]}")
     val_keys = validation_keys(train_keys, cfg.val_fraction, cfg.val_seed + split)
     fit_keys = [k for k in train_keys if k not in val_keys]
-    from llmvs.score_files import rank0_shard
-
-    tested = {"test_rho": test_keys, "shard_rho": rank0_shard(test_keys)}.get(cfg.selection, [])
-    eval_keys = {"val": val_keys, "test": tested}  # test videos only where the selection reads them
+    also_select = tuple(dict.fromkeys(r for r in also_select if r != cfg.selection))
+    rules = (cfg.selection, *also_select)
+    unknown = [r for r in also_select if r not in SELECTIONS]
+    if unknown:
+        raise LlmvsError(f"also_select {unknown[0]!r}: expected one of {', '.join(SELECTIONS)}")
+    test_sets = {"test_rho": test_keys, "shard_rho": rank0_shard(test_keys)}
+    reading_test = [r for r in rules if r in test_sets]
+    if len(reading_test) > 1:
+        raise LlmvsError(f"selections {' and '.join(reading_test)} read different test videos: train them apart")
+    eval_keys = {"val": val_keys, "test": test_sets[reading_test[0]] if reading_test else []}  # test videos only
+    # where a selection reads them
     needed = fit_keys + val_keys + eval_keys["test"]
     feats = {k: load_video_features(embeddings_dir, videos[k], cfg.features) for k in needed}
     targets = {k: training_targets(videos[k], cfg.target) for k in needed}
@@ -284,8 +310,9 @@ def train_split(annotations, embeddings_dir, splits_file, split: int, cfg: Train
             shots[k] = read_shots(Path(shots_dir) / f"{k}.parquet", videos[k].n_frames)
             if videos[k].dataset == "tvsum" and k not in fit_keys:  # the annotators' summaries stay fixed
                 users[k] = tvsum_user_summaries(videos[k].user_scores, shots[k], videos[k].n_frames)
-    if cfg.selection not in ("val_loss", "last") and videos[needed[0]].dataset == "summe" and not shots:
-        raise LlmvsError(f"selection {cfg.selection} on SumMe needs shots (--shots-dir)")
+    correlated = [r for r in rules if r not in ("val_loss", "last")]
+    if correlated and videos[needed[0]].dataset == "summe" and not shots:
+        raise LlmvsError(f"selection {correlated[0]} on SumMe needs shots (--shots-dir)")
     if cfg.loss == "shot_pearson" and (not shots or extra_keys or cfg.batch_videos > 1):
         raise LlmvsError("loss shot_pearson needs the shots (--shots-dir), one video per batch and no augment")
 
@@ -297,13 +324,16 @@ def train_split(annotations, embeddings_dir, splits_file, split: int, cfg: Train
             "fit": fit_keys + extra_keys, "eval": eval_keys,
             "shots": {k: torch.as_tensor(step_shots(videos[k].picks, c), device=dev) for k, c in shots.items()}}
     evaluate = _evaluator(videos, feats, targets, shots, users, loss=cfg.loss)
-    trained, log = fit_models(cfg, mcfg, data, evaluate, dev, split, f"train split {split}")
+    kept, log = fit_models(cfg, mcfg, data, evaluate, dev, split, f"train split {split}", also_select)
+    trained = kept[cfg.selection]
 
     out_dir = Path(out_dir)
     ckpt = {"format": CHECKPOINT_FORMAT, "seeds": trained, "model_config": mcfg.to_dict(),
             "train_config": dict(cfg.__dict__), "selection": cfg.selection, "split": split,
             "fit_keys": fit_keys, "extra_fit_keys": extra_keys, "val_keys": val_keys, "test_keys": test_keys,
             "feature_schema": {"features": cfg.features, "input_dim": input_dim, "source": folders(embeddings_dir)}}
+    if also_select:
+        ckpt["also_selected"] = {r: kept[r] for r in also_select}
     with atomic_path(out_dir / "model.pt") as tmp:
         torch.save(ckpt, tmp)
     frame = pd.DataFrame(log)
@@ -312,8 +342,9 @@ def train_split(annotations, embeddings_dir, splits_file, split: int, cfg: Train
         frame.to_csv(tmp, index=False, float_format="%.6f")
     selected = [e for t in trained for e in t["selected_epoch"]]
     plot_curve(frame, selected, out_dir / "train_curve.png", title=f"split {split} ({cfg.selection})")
-    write_text(json.dumps({"selected_epoch": selected, "selection": cfg.selection}) + "\n",
-               out_dir / "selection.json")
+    also = {r: [e for t in kept[r] for e in t["selected_epoch"]] for r in also_select}
+    write_text(json.dumps({"selected_epoch": selected, "selection": cfg.selection,
+                           **({"also_selected": also} if also else {})}) + "\n", out_dir / "selection.json")
     return ckpt
 
 

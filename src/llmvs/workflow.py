@@ -137,6 +137,35 @@ def train_config(config: dict, dataset: str, run: str) -> str:
     return json.dumps(merged, sort_keys=True)
 
 
+def training_run(config: dict, dataset: str, run: str) -> str:
+    """The run whose training job makes a trained run's models on `dataset`: the run itself, or for a run
+    read as_authors, the first run read honestly (selected on validation) with the same embeddings and
+    training keys — its training
+    passes through every epoch the as_authors reading chooses from (the seeds fix the trajectory, the
+    selection rule only which epoch is kept), so it keeps that epoch too instead of a second training."""
+    from llmvs.run_config import TEST_SELECTIONS
+
+    spec = config["runs"][run]
+    if run_method(config, run) != "model" or spec.get("reading") != "as_authors":
+        return run
+    def keys(name):  # (the selection rule, the other training keys)
+        merged = json.loads(train_config(config, dataset, name))
+        return merged.pop("selection", "val_loss"), merged
+
+    for other, o in config["runs"].items():
+        if (other != run and run_method(config, other) == "model" and o.get("reading", "honest") == "honest"
+                and dataset in run_datasets(config, other) and o.get("embeddings") == spec.get("embeddings")
+                and keys(other)[0] not in TEST_SELECTIONS and keys(other)[1] == keys(run)[1]):
+            return other
+    return run
+
+
+def also_select(config: dict, dataset: str, run: str) -> list[str]:
+    """Selection rules the training of `run` on `dataset` keeps beside its own, for the runs it trains for."""
+    return ["shard_rho"] if any(other != run and dataset in run_datasets(config, other)
+                                and training_run(config, dataset, other) == run for other in config["runs"]) else []
+
+
 def smooth_steps(config: dict, run: str) -> float:
     """The run's evaluation key `smooth_steps` (0: its scores as they are)."""
     return float(config["runs"][run].get("smooth_steps", 0.0))

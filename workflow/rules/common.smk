@@ -5,7 +5,7 @@ import shlex
 from llmvs.datasets import OTHER_BENCHMARK
 from llmvs.h5_workflow import h5_files, reading_args, reading_label, run_sources
 from llmvs.summarize import SHIPPED_SCORER, file_sha256
-from llmvs.workflow import RELEASE_DATASETS, RELEASE_SETTING, release_config, release_source
+from llmvs.workflow import RELEASE_DATASETS, RELEASE_SETTING, also_select, release_config, release_source, training_run
 
 
 def scaled_by_attempt(base):
@@ -87,21 +87,23 @@ def _train_inputs(wc):
 
 
 def _train_extra_args(wc, input):
-    if "extra_annotations" not in input.keys():
-        return ""
-    other = OTHER_BENCHMARK[wc.dataset]
-    encoder = run_encoder(config, wc.run, wc.llm)
-    return (
-        f"--extra-annotations {input.extra_annotations}"
-        f" --extra-embeddings-dir {_embeddings_dir(other, wc.captioner, encoder)}"
-    )
+    """The other benchmark of an augmented run; the selections kept for runs this training serves."""
+    kept = also_select(config, wc.dataset, wc.run)
+    args = [f"--also-select {' '.join(kept)}"] if kept else []
+    if "extra_annotations" in input.keys():
+        other = OTHER_BENCHMARK[wc.dataset]
+        encoder = run_encoder(config, wc.run, wc.llm)
+        args += [f"--extra-annotations {input.extra_annotations}",
+                 f"--extra-embeddings-dir {_embeddings_dir(other, wc.captioner, encoder)}"]
+    return " ".join(args)
 
 
 def _evaluate_inputs(wc):
     method = run_method(config, wc.run)
     inputs = {"annotations": _annotations(wc.dataset), "splits": _splits(wc), "shots": _shots(wc)}
-    if method == "model":
-        inputs["model"] = f"{_run_dir(wc)}/model.pt"
+    if method == "model":  # an as_authors run reads the models its headline's training kept for it
+        trained = training_run(config, wc.dataset, wc.run)
+        inputs["model"] = f"results/{wc.dataset}/runs/{wc.captioner}/{wc.llm}/{trained}/split{wc.split}/model.pt"
     if method not in ("random", "oracle"):
         inputs["embeddings"] = _run_embeddings(wc)
     return inputs
