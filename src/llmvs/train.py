@@ -288,8 +288,8 @@ def train_split(annotations, embeddings_dir, splits_file, split: int, cfg: Train
     reading_test = [r for r in rules if r in test_sets]
     if len(reading_test) > 1:
         raise LlmvsError(f"selections {' and '.join(reading_test)} read different test videos: train them apart")
-    eval_keys = {"val": val_keys, "test": test_sets[reading_test[0]] if reading_test else []}  # test videos only
-    # where a selection reads them
+    # test videos only where a selection reads them
+    eval_keys = {"val": val_keys, "test": test_sets[reading_test[0]] if reading_test else []}
     needed = fit_keys + val_keys + eval_keys["test"]
     feats = {k: load_video_features(embeddings_dir, videos[k], cfg.features) for k in needed}
     targets = {k: training_targets(videos[k], cfg.target) for k in needed}
