@@ -151,7 +151,8 @@ def main() -> int:
     p.add_argument("--work", default="/tmp/llmvs-state-noise")
     p.add_argument("--datasets", nargs="*", default=["tvsum", "summe"])
     p.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=VARIANTS,
-                   help="the variants to compute (separate processes may train them side by side)")
+                   help="the variants to compute (separate processes may train them side by side once the "
+                        "kernel differences are measured; each keeps the others' rows of --out)")
     p.add_argument("--out", required=True)
     a = p.parse_args()
     results, work, out = Path(a.results), Path(a.work), Path(a.out)
@@ -163,22 +164,25 @@ def main() -> int:
         measured.write_text(json.dumps(diff, indent=1))
     diff = json.loads(measured.read_text())
     print(diff, flush=True)
-    amounts = {"as computed": None, "float32-kernels": diff["float32_threads_changed_fraction"],
-               "bfloat16": dict(np.load(work / "bfloat16-rms.npz"))}
+    amounts = {"as computed": lambda: None, "float32-kernels": lambda: diff["float32_threads_changed_fraction"],
+               "bfloat16": lambda: dict(np.load(work / "bfloat16-rms.npz"))}
     rows = []
     for variant in a.variants:
-        amount = amounts[variant]
+        amount = amounts[variant]()
         for ds in a.datasets:
             if amount is None:  # the pipeline's own headline run: the same keys, seeds and evaluation
                 rows += [{"variant": variant, **r} for r in pipeline_rows(results, ds)]
-                continue
-            emb = work / "states" / variant / ds
-            if not emb.exists():  # written whole, then renamed: a killed run leaves no partial folder
-                tmp = emb.with_name(emb.name + ".partial")
-                perturb(results / ds / "embeddings" / "blip" / "smollm2", tmp, variant, amount, seed=0)
-                tmp.rename(emb)
-            rows += [{"variant": variant, **r} for r in headline_rows(results, emb, ds, work / "runs" / variant)]
-            frame = pd.DataFrame(rows)
+            else:
+                emb = work / "states" / variant / ds
+                if not emb.exists():  # written whole, then renamed: a killed run's `.partial` folder is redone
+                    tmp = emb.with_name(emb.name + ".partial")
+                    perturb(results / ds / "embeddings" / "blip" / "smollm2", tmp, variant, amount, seed=0)
+                    tmp.rename(emb)
+                rows += [{"variant": variant, **r} for r in headline_rows(results, emb, ds, work / "runs" / variant)]
+            # the file's other rows stay: processes computing other variants or datasets write it too
+            old = pd.read_csv(out) if out.exists() else pd.DataFrame({"variant": [], "dataset": []})
+            mine = old.variant.isin(a.variants) & old.dataset.isin(a.datasets)
+            frame = pd.concat([old[~mine], pd.DataFrame(rows)], ignore_index=True)
             out.parent.mkdir(parents=True, exist_ok=True)
             frame.to_csv(out, index=False, float_format="%.4f")
             print(frame.groupby(["variant", "dataset"])[["tau", "rho"]].mean(), flush=True)

@@ -331,6 +331,12 @@ def test_one_training_keeps_the_shard_rho_models_a_training_of_its_own_would(tin
         load_scorers(tmp_path / "alone" / "model.pt", "shard_rho")
     with pytest.raises(LlmvsError, match="selections test_rho and shard_rho read different test videos"):
         train("bad", ("shard_rho",), selection="test_rho")
+    with pytest.raises(LlmvsError, match="also_select shard_rho needs every epoch: not with patience"):
+        train("bad", ("shard_rho",), patience=2)
+    with pytest.raises(LlmvsError, match="selection val_loss reads val_loss, which this training does not compute"):
+        train("bad", val_fraction=0.0)  # no validation videos: refused, not epoch 1 kept silently
+    curve_columns = pd.read_csv(tmp_path / "both" / "train_log.csv").columns
+    assert "test_rho" in curve_columns  # logged for the as_authors reading (the curve leaves it out)
 
 
 def test_an_as_authors_run_reads_the_training_of_the_run_with_its_keys():

@@ -263,7 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--splits", required=True, help="splits JSON")
     s.add_argument("--split", type=int, required=True)
     s.add_argument("--run-config", required=True, help="JSON file or inline JSON of training keys")
-    s.add_argument("--shots-dir", help="shots of the videos (needed for val_rho/test_rho selection on SumMe)")
+    s.add_argument("--shots-dir", help="shots of the videos (needed for selections by rho on SumMe)")
     s.add_argument("--extra-annotations", help="augment: annotations.parquet of the other benchmark")
     s.add_argument("--extra-embeddings-dir", help="augment: the other benchmark's embeddings folder")
     s.add_argument("--also-select", nargs="+", default=[], choices=SELECTIONS, metavar="RULE",
@@ -319,8 +319,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0, help="seed of the random control")
     s.add_argument("--smooth-steps", type=float, default=0.0, help=smooth_help)
     s.add_argument("--reading", choices=READINGS, default="honest",
-                   help="as_authors: the rank-0 shard of the test videos only (official-protocol 8.2); random: the "
-                        "best of --checkpoints draws by the shard's rho")
+                   help="as_authors: the rank-0 shard of the test videos only (official-protocol 8.2), a model's "
+                        "epoch chosen by that shard's rho (its own selection shard_rho, or kept by train "
+                        "--also-select shard_rho); random: the best of --checkpoints draws by the shard's rho")
     s.add_argument("--checkpoints", type=int, default=AUTHORS_EVALUATIONS,
                    help="as_authors random: draws per split (the authors' 2 evaluations x 200 epochs)")
     s.add_argument("--out-dir", required=True)

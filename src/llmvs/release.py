@@ -19,7 +19,7 @@ from pathlib import Path
 
 from llmvs import LlmvsError
 from llmvs.datasets import DATASET_NAMES
-from llmvs.run_config import TrainConfig, check_smooth_steps, model_config
+from llmvs.run_config import TEST_SELECTIONS, TrainConfig, check_smooth_steps, model_config
 
 SCORER_FORMAT = "llmvs-scorer/2"  # a release checkpoint: a split checkpoint plus what it expects of its inputs
 RELEASE_COMMAND = "make release"  # snakemake --cores all release_scorer
@@ -114,8 +114,8 @@ def train_release(sources, cfg: TrainConfig, out, card, summary, *, run: str = "
     from llmvs.io import atomic_path, write_text
     from llmvs.shots import read_shots
 
-    if cfg.selection == "test_rho":
-        raise LlmvsError("selection test_rho needs test videos, and the release scorer has none")
+    if cfg.selection in TEST_SELECTIONS:
+        raise LlmvsError(f"selection {cfg.selection} needs test videos, and the release scorer has none")
     smooth_steps = check_smooth_steps(smooth_steps)
     if cfg.val_fraction <= 0 and cfg.selection != "last":
         raise LlmvsError(f"selection {cfg.selection} needs validation videos (val_fraction > 0)")

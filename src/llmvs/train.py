@@ -165,9 +165,13 @@ def _evaluator(videos, feats, targets, shots, users, per_dataset=(), loss: str =
 
 def selection_key(selection: str, row: dict, epoch: int) -> float:
     """How an epoch's log row ranks under a selection rule (higher is better)."""
-    return {"val_loss": -row.get("val_loss", 0.0), "val_rho": row.get("val_rho", 0.0),
-            "val_tau": row.get("val_tau", 0.0), "test_rho": row.get("test_rho", 0.0),
-            "shard_rho": row.get("test_rho", 0.0), "last": epoch}[selection]
+    if selection == "last":
+        return epoch
+    column = {"shard_rho": "test_rho"}.get(selection, selection)
+    if column not in row:  # e.g. no validation videos (val_fraction 0): refuse rather than keep epoch 1
+        raise LlmvsError(f"selection {selection} reads {column}, which this training does not compute "
+                         "(no validation or test videos for it)")
+    return -row[column] if column == "val_loss" else row[column]
 
 
 def _fit_member(cfg: TrainConfig, mcfg, seed: int, data: dict, evaluate, dev, desc: str, also_select=()):
@@ -266,7 +270,7 @@ def train_split(annotations, embeddings_dir, splits_file, split: int, cfg: Train
     from llmvs.datasets import read_annotations
     from llmvs.embeddings import load_video_features
     from llmvs.io import atomic_path, read_splits, write_text
-    from llmvs.run_config import SELECTIONS
+    from llmvs.run_config import SELECTIONS, TEST_SELECTIONS
     from llmvs.score_files import rank0_shard
     from llmvs.shots import read_shots
 
@@ -288,6 +292,8 @@ def train_split(annotations, embeddings_dir, splits_file, split: int, cfg: Train
     reading_test = [r for r in rules if r in test_sets]
     if len(reading_test) > 1:
         raise LlmvsError(f"selections {' and '.join(reading_test)} read different test videos: train them apart")
+    if also_select and cfg.patience is not None:  # a stop by the run's own rule would cut the others' epochs
+        raise LlmvsError(f"also_select {', '.join(also_select)} needs every epoch: not with patience")
     # test videos only where a selection reads them
     eval_keys = {"val": val_keys, "test": test_sets[reading_test[0]] if reading_test else []}
     needed = fit_keys + val_keys + eval_keys["test"]
@@ -341,7 +347,9 @@ def train_split(annotations, embeddings_dir, splits_file, split: int, cfg: Train
     with atomic_path(out_dir / "train_log.csv") as tmp:
         frame.to_csv(tmp, index=False, float_format="%.6f")
     selected = [e for t in trained for e in t["selected_epoch"]]
-    plot_curve(frame, selected, out_dir / "train_curve.png", title=f"split {split} ({cfg.selection})")
+    # the test videos an also-selected rule reads are logged, not drawn beside the run's own validation
+    shown = frame if cfg.selection in TEST_SELECTIONS else frame[[c for c in frame if not c.startswith("test_")]]
+    plot_curve(shown, selected, out_dir / "train_curve.png", title=f"split {split} ({cfg.selection})")
     also = {r: [e for t in kept[r] for e in t["selected_epoch"]] for r in also_select}
     write_text(json.dumps({"selected_epoch": selected, "selection": cfg.selection,
                            **({"also_selected": also} if also else {})}) + "\n", out_dir / "selection.json")

@@ -139,10 +139,11 @@ def train_config(config: dict, dataset: str, run: str) -> str:
 
 def training_run(config: dict, dataset: str, run: str) -> str:
     """The run whose training job makes a trained run's models on `dataset`: the run itself, or for a run
-    read as_authors, the first run read honestly (selected on validation) with the same embeddings and
-    training keys — its training
-    passes through every epoch the as_authors reading chooses from (the seeds fix the trajectory, the
-    selection rule only which epoch is kept), so it keeps that epoch too instead of a second training."""
+    read as_authors, the first run read honestly (its selection reads no test videos) with the same
+    embeddings and training keys: its training passes through every epoch the as_authors reading chooses
+    from (the seeds fix the trajectory, the selection rule only which epoch is kept), so it keeps that epoch
+    too instead of a second training. Adding, removing or changing such a run changes that training's
+    arguments, so Snakemake reruns it (with the same models of its own)."""
     from llmvs.run_config import TEST_SELECTIONS
 
     spec = config["runs"][run]
