@@ -69,15 +69,15 @@ def kernel_differences(results: Path, work: Path, video: str = "video_8", window
                                                     for c in COLUMNS))
     b16 = states("bfloat16", 1, captions[:windows])
     diff = {c: b16[c] - one[c][:windows] for c in COLUMNS}
+    rms = {c: np.sqrt((diff[c] ** 2).mean(0)) for c in COLUMNS}  # per dimension
     out["bfloat16_changed_fraction"] = float(np.mean([b16[c] != one[c][:windows] for c in COLUMNS]))
     for c in COLUMNS:  # as the fast-path bench reports it: the norm of the difference over the norm of the states
         out[f"bfloat16_{c}_rel_norm_diff"] = float(np.linalg.norm(diff[c]) / np.linalg.norm(one[c][:windows]))
         # against how much each dimension varies between the video's steps (what the scorer ranks by)
-        out[f"bfloat16_{c}_rms_over_step_std"] = float(np.median(np.sqrt((diff[c] ** 2).mean(0))
-                                                                 / np.maximum(one[c].std(0), 1e-6)))
+        out[f"bfloat16_{c}_rms_over_step_std"] = float(np.median(rms[c] / np.maximum(one[c].std(0), 1e-6)))
     out["bfloat16_windows"] = windows
     work.mkdir(parents=True, exist_ok=True)
-    np.savez(work / "bfloat16-rms.npz", **{c: np.sqrt((diff[c] ** 2).mean(0)) for c in COLUMNS})
+    np.savez(work / "bfloat16-rms.npz", **rms)
     return out
 
 
@@ -106,10 +106,16 @@ def perturb(src: Path, dst: Path, kind: str, amount, seed: int) -> None:
         write_arrow(table, dst / path.name)
 
 
-def headline_rows(results: Path, embeddings: Path, dataset: str, work: Path) -> list[dict]:
-    """The headline trained and evaluated on `embeddings` for the five splits: a row per split and seed."""
+def split_rows(metrics_csv: Path, dataset: str, split: int) -> list[dict]:
+    """A split's metrics.csv as one row per seed: its tau and rho averaged over the test videos."""
     import pandas as pd
 
+    return [{"dataset": dataset, "split": split, "seed": int(seed), "tau": g.tau.mean(), "rho": g.rho.mean()}
+            for seed, g in pd.read_csv(metrics_csv).groupby("seed")]
+
+
+def headline_rows(results: Path, embeddings: Path, dataset: str, work: Path) -> list[dict]:
+    """The headline trained and evaluated on `embeddings` for the five splits: a row per split and seed."""
     from llmvs.run_config import TrainConfig
     from llmvs.scoring import evaluate_split
     from llmvs.train import train_split
@@ -125,22 +131,14 @@ def headline_rows(results: Path, embeddings: Path, dataset: str, work: Path) -> 
         evaluate_split(results / dataset / "annotations.parquet", splits, split, "model", out,
                        embeddings_dir=embeddings, model_path=out / "model.pt", shots_dir=results / dataset / "shots",
                        smooth_steps=smooth)
-        m = pd.read_csv(out / "metrics.csv")
-        for seed, g in m.groupby("seed"):
-            rows.append({"dataset": dataset, "split": split, "seed": int(seed), "tau": g.tau.mean(), "rho": g.rho.mean()})
+        rows += split_rows(out / "metrics.csv", dataset, split)
     return rows
 
 
 def pipeline_rows(results: Path, dataset: str) -> list[dict]:
     """The pipeline's `llmvs` run (config.yaml's headline, trained with the same keys) as rows per split and seed."""
-    import pandas as pd
-
-    rows = []
-    for split in range(5):
-        m = pd.read_csv(results / dataset / "runs" / "blip" / "smollm2" / "llmvs" / f"split{split}" / "metrics.csv")
-        for seed, g in m.groupby("seed"):
-            rows.append({"dataset": dataset, "split": split, "seed": int(seed), "tau": g.tau.mean(), "rho": g.rho.mean()})
-    return rows
+    runs = results / dataset / "runs" / "blip" / "smollm2" / "llmvs"
+    return [r for split in range(5) for r in split_rows(runs / f"split{split}" / "metrics.csv", dataset, split)]
 
 
 def main() -> int:

@@ -89,7 +89,8 @@ def load_scorers(path, selection: str | None = None):
         if selection not in (None, ckpt["selection"]):
             kept = ckpt.get("also_selected", {})
             if selection not in kept:
-                raise LlmvsError(f"{path}: no models selected by {selection} (it holds {', '.join([ckpt['selection'], *kept])}; "
+                held = ", ".join([ckpt["selection"], *kept])
+                raise LlmvsError(f"{path}: no models selected by {selection} (it holds {held}; "
                                  f"train with --also-select {selection})")
             entries = kept[selection]
         models = []

@@ -149,15 +149,18 @@ def training_run(config: dict, dataset: str, run: str) -> str:
     spec = config["runs"][run]
     if run_method(config, run) != "model" or spec.get("reading") != "as_authors":
         return run
+
     def keys(name):  # (the selection rule, the other training keys)
         merged = json.loads(train_config(config, dataset, name))
         return merged.pop("selection", "val_loss"), merged
 
+    _, mine = keys(run)
     for other, o in config["runs"].items():
         if (other != run and run_method(config, other) == "model" and o.get("reading", "honest") == "honest"
-                and dataset in run_datasets(config, other) and o.get("embeddings") == spec.get("embeddings")
-                and keys(other)[0] not in TEST_SELECTIONS and keys(other)[1] == keys(run)[1]):
-            return other
+                and dataset in run_datasets(config, other) and o.get("embeddings") == spec.get("embeddings")):
+            selection, theirs = keys(other)
+            if selection not in TEST_SELECTIONS and theirs == mine:
+                return other
     return run
 
 

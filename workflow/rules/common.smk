@@ -65,8 +65,9 @@ def _shots_args(wc, input):
             f" --min-shot-seconds {shots.get('min_shot_seconds', 1.0)}")
 
 
-def _run_dir(wc):
-    return f"results/{wc.dataset}/runs/{wc.captioner}/{wc.llm}/{wc.run}/split{wc.split}"
+def _run_dir(wc, run=None):
+    """The split folder of the wildcards' run, or of `run` in the same setting and split."""
+    return f"results/{wc.dataset}/runs/{wc.captioner}/{wc.llm}/{run or wc.run}/split{wc.split}"
 
 
 def _train_inputs(wc):
@@ -102,8 +103,7 @@ def _evaluate_inputs(wc):
     method = run_method(config, wc.run)
     inputs = {"annotations": _annotations(wc.dataset), "splits": _splits(wc), "shots": _shots(wc)}
     if method == "model":  # an as_authors run reads the models its headline's training kept for it
-        trained = training_run(config, wc.dataset, wc.run)
-        inputs["model"] = f"results/{wc.dataset}/runs/{wc.captioner}/{wc.llm}/{trained}/split{wc.split}/model.pt"
+        inputs["model"] = f"{_run_dir(wc, training_run(config, wc.dataset, wc.run))}/model.pt"
     if method not in ("random", "oracle"):
         inputs["embeddings"] = _run_embeddings(wc)
     return inputs
