@@ -68,6 +68,7 @@ def _corrupt(path, where: str | None, problem: str | None) -> LlmvsError | None:
 
     container, stream = open_video(path)
     stream.thread_type = "NONE"
+    time_base = stream.time_base  # PyAV 18.1.1 refuses to read it once the container is closed
     bad = None
     shown = []  # presentation times of every packet: a frame's display index is how many come before it
     try:
@@ -85,7 +86,7 @@ def _corrupt(path, where: str | None, problem: str | None) -> LlmvsError | None:
     finally:
         container.close()
     if bad is not None:
-        where = f"at frame {sum(p < bad for p in shown)} ({float(bad * stream.time_base):.2f} s)"
+        where = f"at frame {sum(p < bad for p in shown)} ({float(bad * time_base):.2f} s)"
     elif where is None:
         return None
     return LlmvsError(f"{path}: corrupt video stream {where}: {problem}")
