@@ -163,6 +163,11 @@ def _evaluator(videos, feats, targets, shots, users, per_dataset=(), loss: str =
     return evaluate
 
 
+def reads_correlations(selection: str) -> bool:
+    """Whether a selection rule ranks epochs by correlations (which cost more to compute than the loss)."""
+    return selection not in ("val_loss", "last")
+
+
 def selection_key(selection: str, row: dict, epoch: int) -> float:
     """How an epoch's log row ranks under a selection rule (higher is better)."""
     if selection == "last":
@@ -226,7 +231,7 @@ def _fit_member(cfg: TrainConfig, mcfg, seed: int, data: dict, evaluate, dev, de
         sched.step()
         row = {"epoch": epoch, "lr": opt.param_groups[0]["lr"], "train_loss": float(np.mean(losses))}
         # correlations cost more than the loss: every `metrics_every` epochs unless they select the epoch
-        metrics = any(r not in ("val_loss", "last") for r in rules) or epoch % cfg.metrics_every == 0 \
+        metrics = any(map(reads_correlations, rules)) or epoch % cfg.metrics_every == 0 \
             or epoch == cfg.epochs
         for part, keys in data["eval"].items():
             row.update({f"{part}_{m}": v for m, v in evaluate(model, keys, metrics).items()})
@@ -316,7 +321,7 @@ def train_split(annotations, embeddings_dir, splits_file, split: int, cfg: Train
             shots[k] = read_shots(Path(shots_dir) / f"{k}.parquet", videos[k].n_frames)
             if videos[k].dataset == "tvsum" and k not in fit_keys:  # the annotators' summaries stay fixed
                 users[k] = tvsum_user_summaries(videos[k].user_scores, shots[k], videos[k].n_frames)
-    correlated = [r for r in rules if r not in ("val_loss", "last")]
+    correlated = [r for r in rules if reads_correlations(r)]
     if correlated and videos[needed[0]].dataset == "summe" and not shots:
         raise LlmvsError(f"selection {correlated[0]} on SumMe needs shots (--shots-dir)")
     if cfg.loss == "shot_pearson" and (not shots or extra_keys or cfg.batch_videos > 1):
