@@ -179,7 +179,8 @@ def main() -> int:
                 rows += [{"variant": variant, **r} for r in headline_rows(results, emb, ds, work / "runs" / variant)]
             # the file's other rows stay: processes computing other variants or datasets write it too
             old = pd.read_csv(out) if out.exists() else pd.DataFrame({"variant": [], "dataset": []})
-            mine = old.variant.isin(a.variants) & old.dataset.isin(a.datasets)
+            done = {(r["variant"], r["dataset"]) for r in rows}  # only what this process has recomputed
+            mine = pd.Series([pair in done for pair in zip(old.variant, old.dataset)], index=old.index, dtype=bool)
             frame = pd.concat([old[~mine], pd.DataFrame(rows)], ignore_index=True)
             out.parent.mkdir(parents=True, exist_ok=True)
             frame.to_csv(out, index=False, float_format="%.4f")

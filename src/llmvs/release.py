@@ -19,7 +19,7 @@ from pathlib import Path
 
 from llmvs import LlmvsError
 from llmvs.datasets import DATASET_NAMES
-from llmvs.run_config import TEST_SELECTIONS, TrainConfig, check_smooth_steps, model_config
+from llmvs.run_config import TEST_SELECTIONS, TrainConfig, check_smooth_steps, model_config, reads_correlations
 
 SCORER_FORMAT = "llmvs-scorer/2"  # a release checkpoint: a split checkpoint plus what it expects of its inputs
 RELEASE_COMMAND = "make release"  # snakemake --cores all release_scorer
@@ -146,7 +146,7 @@ def train_release(sources, cfg: TrainConfig, out, card, summary, *, run: str = "
                 shots[key] = read_shots(Path(shots_dir) / f"{k}.parquet", v.n_frames)
                 if dataset == "tvsum" and k in val:
                     users[key] = tvsum_user_summaries(v.user_scores, shots[key], v.n_frames)
-    if cfg.selection in ("val_rho", "val_tau") and any(videos[k].dataset == "summe" and k not in shots
+    if reads_correlations(cfg.selection) and any(videos[k].dataset == "summe" and k not in shots
                                                         for k in val_keys):
         raise LlmvsError(f"selection {cfg.selection} on SumMe needs shots (--shots-dir)")
     widths = sorted({x.shape[1] for x in feats.values()})

@@ -23,6 +23,12 @@ LOSSES = ("mse", "pearson", "shot_pearson")
 TARGETS = ("gtscore", "users")
 METHODS = ("model", "ridge", "feature", "zero_shot", "zero_shot_expected", "random", "oracle")
 RUN_KEYS = ("method", "datasets", "embeddings", "reading")  # run keys that are neither training nor evaluation keys
+
+
+def reads_correlations(selection: str) -> bool:
+    """Whether a selection rule ranks epochs by correlations (which cost more than the loss and, on SumMe,
+    need the shots)."""
+    return selection not in ("val_loss", "last")
 EVALUATION_KEYS = ("smooth_steps", "checkpoints")
 # `reading: as_authors` reads a run as the published numbers most likely were (official-protocol §8.1-8.2):
 # a trained run keeps the epoch with the best test rho on the rank-0 shard (selection shard_rho), every

@@ -30,7 +30,7 @@ import numpy as np
 
 from llmvs import LlmvsError
 from llmvs.checkpoints import device, predict
-from llmvs.run_config import TrainConfig, model_config
+from llmvs.run_config import TrainConfig, model_config, reads_correlations
 
 CHECKPOINT_FORMAT = "llmvs-checkpoint/2"
 
@@ -161,11 +161,6 @@ def _evaluator(videos, feats, targets, shots, users, per_dataset=(), loss: str =
                 out[m] = float(np.mean(vals))
         return out
     return evaluate
-
-
-def reads_correlations(selection: str) -> bool:
-    """Whether a selection rule ranks epochs by correlations (which cost more to compute than the loss)."""
-    return selection not in ("val_loss", "last")
 
 
 def selection_key(selection: str, row: dict, epoch: int) -> float:
