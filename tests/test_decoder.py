@@ -48,6 +48,18 @@ def test_folder_tokenizer_renders_and_tokenizes_as_transformers(smollm2_folder, 
             assert tok.decode(a["input_ids"]) == ref.decode(b["input_ids"]) == query
 
 
+def test_model_specific_tokenizer_classes_are_left_to_transformers(tmp_path, smollm2_folder):
+    """LlamaTokenizer, Qwen2Tokenizer and the like rebuild tokenizer.json's normaliser from their flags."""
+    assert FolderTokenizer.reads(smollm2_folder)  # TokenizersBackend: tokenizer.json as it is
+    config = json.loads((smollm2_folder / "tokenizer_config.json").read_text())
+    shutil.copy(smollm2_folder / "tokenizer.json", tmp_path)
+    for kind, reads in (("PreTrainedTokenizerFast", True), ("LlamaTokenizer", False), ("Qwen2Tokenizer", False)):
+        (tmp_path / "tokenizer_config.json").write_text(json.dumps({**config, "tokenizer_class": kind}))
+        assert FolderTokenizer.reads(tmp_path) is reads, kind
+    (tmp_path / "tokenizer.json").unlink()
+    assert not FolderTokenizer.reads(tmp_path)
+
+
 def test_smollm2_decoder_gives_transformers_states(smollm2_folder):
     """Every hidden state and the logits of a real prompt, layer by layer, through both models."""
     import torch

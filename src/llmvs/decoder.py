@@ -205,6 +205,17 @@ class FolderTokenizer:
     that the prompt builder and the scorers make."""
 
     SPECIAL = ("bos_token", "eos_token", "pad_token", "unk_token")
+    # the classes that use tokenizer.json as it is; model-specific ones (LlamaTokenizer, Qwen2Tokenizer, ...)
+    # rebuild its normaliser or pre-tokenizer from tokenizer_config.json's flags
+    VERBATIM = ("TokenizersBackend", "PreTrainedTokenizerFast")
+
+    @classmethod
+    def reads(cls, folder) -> bool:
+        """Whether this class tokenizes the folder's text as transformers does."""
+        folder = Path(folder)
+        config = folder / "tokenizer_config.json"
+        kind = json.loads(config.read_text()).get("tokenizer_class") if config.is_file() else None
+        return (folder / "tokenizer.json").is_file() and kind in (None, *cls.VERBATIM)
 
     def __init__(self, folder):
         from tokenizers import Tokenizer

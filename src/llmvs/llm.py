@@ -43,17 +43,24 @@ def _device(dtype: str, device: str | None) -> str:
 
 
 def load_fast_llm(spec: str = "smollm2", dtype: str = "float32", device: str | None = None):
-    """(tokenizer, model, model id, reference) for the fast path: llmvs.decoder's own decoder and
-    tokenizer where the folder's layout is one it implements (no transformers import; `reference`
-    loads the transformers model for windows that need the plain path), else `load_llm`'s (reference None)."""
+    """(tokenizer, model, model id, reference) for the fast path: llmvs.decoder's own decoder where the
+    folder's layout is one it implements, and its tokenizer where it reads the folder's as transformers
+    does (then no transformers import; `reference` loads the transformers model for windows that need
+    the plain path); else `load_llm`'s (reference None)."""
     from llmvs.decoder import FolderTokenizer, load_decoder
 
     folder, model_id = resolve_llm(spec)
     device = _device(dtype, device)
-    model = load_decoder(folder, dtype, device) if (folder / "tokenizer.json").is_file() else None
+    model = load_decoder(folder, dtype, device)
     if model is None:
         return (*load_llm(spec, dtype, device), None)
-    return FolderTokenizer(folder), model, model_id, lambda: load_llm(spec, dtype, device)[1]
+    if FolderTokenizer.reads(folder):
+        tok = FolderTokenizer(folder)
+    else:
+        from transformers import AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(folder)
+    return tok, model, model_id, lambda: load_llm(spec, dtype, device)[1]
 
 
 def load_llm(spec: str = "smollm2", dtype: str = "float32", device: str | None = None):
