@@ -78,8 +78,10 @@ def llm_job_rows(results: Path) -> list[dict]:
     for path in (results / "benchmarks/prompts").glob("*/*/*/*.tsv"):
         b = _benchmark(path)
         log = (results / "logs" / path.relative_to(results / "benchmarks").with_suffix(".log")).read_text()
-        # tqdm draws its last state again on close: every 100 % line carries the same count
-        (windows,) = set(re.findall(r"prompts \S+: 100%\|[^|]*\| (\d+)/\d+", log.replace("\r", "\n")))
+        # tqdm draws its last state again on close; it also shows 100 % for 647/649 (rounded): the count
+        # is the total of the lines whose count has reached it
+        (windows,) = {n for n, total in re.findall(r"prompts \S+: 100%\|[^|]*\| (\d+)/(\d+)", log.replace("\r", "\n"))
+                      if n == total}
         seconds = float(b["s"])
         rows.append({"dataset": path.parts[-4], "llm": path.parts[-2], "video": path.stem, "windows": int(windows),
                      "seconds": seconds, "windows_per_s": round(int(windows) / seconds, 2), "max_rss_mb": b["max_rss"],
