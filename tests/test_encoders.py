@@ -94,6 +94,20 @@ def test_tfidf_title_cosine_of_a_known_pair():
     assert tfidf_title_similarity([["a cat"]], [""])[0].tolist() == [0.0]  # nothing to match
 
 
+def test_lsa_vectors_do_not_depend_on_the_solvers_path():
+    """Another start vector (like another CPU's arithmetic) flips the sign of about half of ARPACK's singular
+    vectors; `q_text` takes maxima over a window, which a flip changes, so each sign is fixed."""
+    from conftest import DATA
+    from llmvs.datasets import load_caption_json, shipped_captions_path
+    from llmvs.tfidf import _tokens, lsa_vectors
+
+    docs = [_tokens(c) for v in load_caption_json(shipped_captions_path("summe", data_dir=DATA)).values()
+            for c in v["captions"]]
+    a, b = lsa_vectors(docs, seed=0), lsa_vectors(docs, seed=1)
+    assert a.shape == (7336, 256)
+    np.testing.assert_allclose(a, b, atol=1e-6)
+
+
 def test_encode_stage_writes_the_embeddings_layout(minilm, tmp_path):
     from llmvs.captioning import write_captions
     from llmvs.embeddings import describe, feature_matrix, read_embeddings

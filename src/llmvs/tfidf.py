@@ -44,7 +44,12 @@ def lsa_vectors(documents: list[list[str]], dims: int = DIMS, seed: int = 0) -> 
     rng = np.random.default_rng(seed)
     u, s, _ = svds(x, k=k, v0=rng.standard_normal(min(x.shape)), solver="arpack")
     order = np.argsort(-s)
-    z = (u[:, order] * s[order]).astype(np.float32)
+    u = u[:, order]
+    # a singular vector's sign is an accident of the solver's arithmetic (another start vector or another
+    # CPU's kernels flip about half of them), and `q_text` takes maxima, which a flip changes: fix each
+    # sign so that the vector's largest entry is positive
+    u *= np.sign(u[np.abs(u).argmax(0), np.arange(k)])
+    z = (u * s[order]).astype(np.float32)
     z /= np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
     return np.pad(z, ((0, 0), (0, dims - k)))
 
