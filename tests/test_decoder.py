@@ -158,3 +158,17 @@ def test_a_fast_prompts_worker_starts_without_importing_transformers():
             "print(type(r.model).__name__, sorted(m for m in ('transformers', 'torch._dynamo') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split("\n")[-2] == "Decoder []"
+
+
+def test_a_layout_left_to_transformers_is_resolved_and_warned_about_once(tmp_path, smollm2_folder, monkeypatch,
+                                                                         capsys):
+    import llmvs.machine
+    from llmvs.llm import load_fast_llm
+
+    _tiny_qwen2(tmp_path, smollm2_folder)
+    config = json.loads((tmp_path / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps({**config, "use_sliding_window": True, "sliding_window": 64}))
+    monkeypatch.setattr(llmvs.machine, "native_bfloat16", lambda: False)
+    tok, model, _, reference = load_fast_llm(str(tmp_path), "bfloat16", "cpu")
+    assert type(model).__name__ == "Qwen2ForCausalLM" and reference is None
+    assert capsys.readouterr().err.count("no native bfloat16") == 1

@@ -53,28 +53,32 @@ def load_fast_llm(spec: str = "smollm2", dtype: str = "float32", device: str | N
     device = _device(dtype, device)
     model = load_decoder(folder, dtype, device)
     if model is None:
-        return (*load_llm(spec, dtype, device), None)
+        return (*_load_transformers(folder, dtype, device), model_id, None)
     if FolderTokenizer.reads(folder):
         tok = FolderTokenizer(folder)
     else:
         from transformers import AutoTokenizer
 
         tok = AutoTokenizer.from_pretrained(folder)
-    return tok, model, model_id, lambda: load_llm(spec, dtype, device)[1]
+    return tok, model, model_id, lambda: _load_transformers(folder, dtype, device)[1]
 
 
 def load_llm(spec: str = "smollm2", dtype: str = "float32", device: str | None = None):
     """(tokenizer, transformers causal LM in eval mode, model id). Offline only."""
+    folder, model_id = resolve_llm(spec)
+    return (*_load_transformers(folder, dtype, _device(dtype, device)), model_id)
+
+
+def _load_transformers(folder: Path, dtype: str, device: str):
+    """(tokenizer, causal LM in eval mode) of a resolved model folder, through transformers."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    device = _device(dtype, device)
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    folder, model_id = resolve_llm(spec)
     tok = AutoTokenizer.from_pretrained(folder)
     # on a GPU, device_map loads the weights shard by shard straight into GPU memory: a 13B float16
     # model (26 GB) never has to fit in the job's host memory
     placement = {} if device == "cpu" else {"device_map": device}
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=getattr(torch, dtype), **placement).eval()
-    return tok, model, model_id
+    return tok, model
