@@ -20,35 +20,54 @@ import sys
 from pathlib import Path
 
 
+def sample_windows(dataset: str, n: int, seed: int = 0) -> list[str]:
+    """`n` windows at random steps of random videos of the benchmark's shipped captions."""
+    import numpy as np
+
+    from llmvs.datasets import load_caption_json, shipped_captions_path
+    from llmvs.prompt_builder import format_window
+
+    captions = load_caption_json(shipped_captions_path(dataset))
+    keys = sorted(captions)
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        caps = captions[keys[rng.integers(len(keys))]]["captions"]
+        out.append(format_window(caps, int(rng.integers(len(caps)))))
+    return out
+
+
+def answers_in_format(model, builder, window: str) -> tuple[bool, int]:
+    """(whether the greedy answer starts with the answer prefix, the prompt's tokens with the score's):
+    the fast path's own check, from one forward pass."""
+    import torch
+
+    forced = builder.answer_prefix_ids
+    query = builder.encode(builder.query_text(window))
+    ids = torch.tensor([builder.prefix_ids + query + forced])
+    with torch.no_grad():
+        h = model.model(input_ids=ids).last_hidden_state[0]
+    start = len(builder.prefix_ids) + len(query) - 1
+    choice = model.get_output_embeddings()(h[start:start + len(forced)]).argmax(-1).tolist()
+    return choice == forced, ids.shape[1] + 2  # the score is one or two tokens
+
+
 def answer_format(llm: str, n_windows: int, seed: int = 0) -> dict:
     import numpy as np
     import torch
 
-    from llmvs.datasets import load_caption_json, shipped_captions_path
     from llmvs.llm import load_llm
-    from llmvs.prompt_builder import PromptBuilder, format_window, resolve_exemplars
+    from llmvs.prompt_builder import PromptBuilder, resolve_exemplars
 
     torch.set_num_threads(1)
     tok, model, model_id = load_llm(llm, "float32", "cpu")
     out = {"llm": model_id, "sliding_window": getattr(model.config, "sliding_window", None), "datasets": {}}
     for dataset in ("summe", "tvsum"):
         builder = PromptBuilder(tok, resolve_exemplars("auto", dataset, seed))
-        forced = builder.answer_prefix_ids
-        captions = load_caption_json(shipped_captions_path(dataset))
-        keys = sorted(captions)
-        rng = np.random.default_rng(seed)
-        in_format, lengths = 0, []
-        for _ in range(n_windows):
-            caps = captions[keys[rng.integers(len(keys))]]["captions"]
-            query = builder.encode(builder.query_text(format_window(caps, int(rng.integers(len(caps))))))
-            ids = torch.tensor([builder.prefix_ids + query + forced])
-            lengths.append(ids.shape[1] + 2)  # and the score's one or two tokens
-            with torch.no_grad():
-                h = model.model(input_ids=ids).last_hidden_state[0]
-            start = len(builder.prefix_ids) + len(query) - 1
-            in_format += model.get_output_embeddings()(h[start:start + len(forced)]).argmax(-1).tolist() == forced
+        checks = [answers_in_format(model, builder, w) for w in sample_windows(dataset, n_windows, seed)]
+        lengths = [n for _, n in checks]
         out["datasets"][dataset] = {"prefix_tokens": len(builder.prefix_ids), "windows": n_windows,
-                                    "in_format": in_format, "prompt_tokens_max": max(lengths),
+                                    "in_format": sum(ok for ok, _ in checks), "prompt_tokens_max": max(lengths),
                                     "prompt_tokens_median": float(np.median(lengths))}
     return out
 

@@ -169,3 +169,24 @@ def test_title_prompt_names_each_windows_and_each_examples_own_title(tmp_path, s
     meta = read_embeddings(out).meta
     assert (meta["title_prompt"], meta["title"], meta["title_source"]) == (True, "Cooking", "annotations")
     assert "whose title is given first" in TITLE_INSTRUCTION
+
+
+def test_the_answer_format_probe_agrees_with_the_generated_answers(smollm2):
+    """benchmarks/answer_format.py's one-pass check against `generate`'s own greedy answers."""
+    import sys
+
+    from conftest import ROOT
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from answer_format import answers_in_format, sample_windows
+
+    tok, model, _ = smollm2
+    builder = PromptBuilder(tok, resolve_exemplars("auto", "summe", 0, DATA))
+    plain = WindowScorer(model, builder, max_new_tokens=4)
+    windows = sample_windows("summe", 3)
+    assert len(set(windows)) == 3 and windows == sample_windows("summe", 3)
+    for w in windows:
+        ok, n = answers_in_format(model, builder, w)
+        assert ok == plain.plain(w).answer.startswith("Score: ")
+        query = builder.encode(builder.query_text(w))
+        assert n == len(builder.prefix_ids) + len(query) + len(builder.answer_prefix_ids) + 2
